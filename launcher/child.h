@@ -1,0 +1,30 @@
+/*
+ * COMMAND as a child process: spawned in egress-run's own process group, so
+ * it keeps the terminal and job control; signals sent to egress-run are
+ * forwarded to it, those the terminal sends already reach it and are not.
+ */
+#ifndef LAUNCHER_CHILD_H
+#define LAUNCHER_CHILD_H
+
+#include <sys/types.h>
+
+/* Install the forwarding handlers (SIGINT, SIGQUIT, SIGTERM, SIGHUP) and
+ * ignore SIGPIPE. Call once, before any proxy is started. */
+void	child_signals_install(void);
+
+/* A signal that arrived while no child ran (0 if none): the run stops. */
+int	child_signal_pending(void);
+
+/*
+ * Spawn argv with envp. On success store the pid and return 0; otherwise
+ * report why on stderr and return 126 (cannot execute) or 127 (not found).
+ */
+int	child_spawn(char *const argv[], char *const envp[], pid_t *);
+
+/* Forget the child once reaped: later signals are no longer forwarded. */
+void	child_reaped(void);
+
+/* The exit status egress-run reports for a waitpid() status. */
+int	child_exit_code(int);
+
+#endif

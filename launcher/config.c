@@ -1,0 +1,590 @@
+/*
+ * Options and the JSON config file. One table below lists every option with
+ * its config-file key and type; the argv parser and the JSON loader both walk
+ * it. Values are stored in struct config; a bit per row records "given on the
+ * command line" so the file never overrides a flag.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "common/util.h"
+#include "common/xmalloc.h"
+#include "launcher/config.h"
+
+enum opt_type {
+	OPT_FLAG,	/* bool */
+	OPT_STR,	/* char * */
+	OPT_LIST,	/* struct strlist, repeatable */
+	OPT_SECRET,	/* struct strlist whose argv copy is blanked */
+	OPT_SECONDS,	/* unsigned milliseconds, given in seconds */
+	OPT_UINT,	/* unsigned in [min, max] */
+	OPT_VERBOSE,	/* -v: verbosity + 1 */
+	OPT_QUIET,	/* -q: verbosity = -1 */
+};
+
+struct opt {
+	const char	*name;		/* long form, without "--" */
+	char		 short_name;
+	const char	*key;		/* config-file key */
+	enum opt_type	 type;
+	size_t		 off;
+	long long	 min, max;	/* OPT_UINT */
+};
+
+#define F(field) offsetof(struct config, field)
+
+static const struct opt opts[] = {
+	{ "external", 0, "external", OPT_STR, F(external), 0, 0 },
+	{ "external-addr", 0, "external_addr", OPT_STR, F(external_addr), 0, 0 },
+	{ "external-ca", 0, "external_ca", OPT_STR, F(external_ca), 0, 0 },
+	{ "bind-timeout", 0, "bind_timeout", OPT_SECONDS, F(bind_timeout_ms),
+	  0, 0 },
+	{ "listen", 0, "listen", OPT_STR, F(listen), 0, 0 },
+	{ "max-conns", 0, "max_conns", OPT_UINT, F(max_conns), 1, 1000000 },
+	{ "allow", 0, "allow", OPT_LIST, F(allow), 0, 0 },
+	{ "deny", 0, "deny", OPT_LIST, F(deny), 0, 0 },
+	{ "resolve", 0, "resolve", OPT_LIST, F(resolve), 0, 0 },
+	{ "secret", 0, "secrets", OPT_SECRET, F(secrets), 0, 0 },
+	{ "ca-cert", 0, "ca_cert", OPT_STR, F(ca_cert), 0, 0 },
+	{ "ca-key", 0, "ca_key", OPT_STR, F(ca_key), 0, 0 },
+	{ "no-mitm", 0, "no_mitm", OPT_LIST, F(no_mitm), 0, 0 },
+	{ "upstream", 0, "upstream", OPT_STR, F(upstream), 0, 0 },
+	{ "no-upstream", 0, "no_upstream", OPT_FLAG, F(no_upstream), 0, 0 },
+	{ "upstream-ca", 0, "upstream_ca", OPT_STR, F(upstream_ca), 0, 0 },
+	{ "no-proxy", 0, "no_proxy", OPT_LIST, F(no_proxy), 0, 0 },
+	{ "audit", 0, "audit", OPT_STR, F(audit), 0, 0 },
+	{ "fail-closed", 0, "fail_closed", OPT_FLAG, F(fail_closed), 0, 0 },
+	{ "print-env", 0, "print_env", OPT_FLAG, F(print_env), 0, 0 },
+	{ "verbose", 'v', "verbose", OPT_VERBOSE, F(verbosity), 0, 3 },
+	{ "quiet", 'q', "quiet", OPT_QUIET, F(verbosity), 0, 0 },
+};
+#define NOPTS (sizeof opts / sizeof opts[0])
+
+_Static_assert(NOPTS <= 64, "struct config.set holds one bit per option");
+
+const char config_usage[] =
+"usage: egress-run [OPTIONS] [--] COMMAND [ARG...]\n"
+"       egress-run connect HOST PORT\n"
+"Run COMMAND with its network egress routed through a proxy.\n"
+"\n"
+"Proxy:\n"
+"  --external CMD          run CMD (sh -c) as the proxy; {port} = free port\n"
+"  --external-addr H:P     use an already running proxy at H:P\n"
+"  --external-ca FILE      the external proxy's CA, trusted by COMMAND\n"
+"  --bind-timeout SECS     wait this long for a proxy to accept (10)\n"
+"  --listen ADDR:PORT      built-in proxy address (127.0.0.1:0)\n"
+"  --max-conns N           built-in proxy connection limit (1024)\n"
+"Policy:\n"
+"  --allow PATTERN         allow a destination (repeatable)\n"
+"  --deny PATTERN          deny a destination (repeatable; wins)\n"
+"  --resolve H:P:ADDR      pin a name to an address\n"
+"  --secret KEY:HOST[:HDR] inject KEY's value for HOST; COMMAND sees a\n"
+"                          placeholder (also KEY=value:HOST)\n"
+"  --ca-cert F --ca-key F  interception CA instead of an ephemeral one\n"
+"  --no-mitm PATTERN       never intercept TLS for these hosts\n"
+"Upstream:\n"
+"  --upstream URL          chain to this proxy (default: $HTTPS_PROXY &c)\n"
+"  --no-upstream           ignore proxies in egress-run's environment\n"
+"  --upstream-ca FILE      extra root for upstream TLS and COMMAND\n"
+"Run:\n"
+"  --config FILE           JSON configuration; flags override it\n"
+"  --no-proxy HOSTS        add to COMMAND's NO_PROXY (comma-separated)\n"
+"  --audit FILE            JSON Lines audit log ('-' = stderr)\n"
+"  --fail-closed           exit 125 if a proxy cannot be set up\n"
+"  --print-env             print COMMAND's environment (sh) and exit\n"
+"  -q, -v                  quieter, more verbose (-vv: debug)\n"
+"  --help, --version\n"
+"Exit: COMMAND's status; 128+N if killed by signal N; 125 egress-run error;\n"
+"126 COMMAND not executable; 127 COMMAND not found. See egress-run(1).\n";
+
+static void *
+field(struct config *c, const struct opt *o)
+{
+	return (char *)c + o->off;
+}
+
+void
+config_init(struct config *c)
+{
+	memset(c, 0, sizeof *c);
+	c->bind_timeout_ms = 10000;
+	c->max_conns = 1024;
+}
+
+static void
+clear_value(struct config *c, const struct opt *o)
+{
+	switch (o->type) {
+	case OPT_STR:
+		free(*(char **)field(c, o));
+		*(char **)field(c, o) = NULL;
+		break;
+	case OPT_SECRET: {
+		struct strlist *l = field(c, o);
+		for (size_t i = 0; i < l->n; i++)
+			freezero_str(l->v[i]), l->v[i] = NULL;
+		l->n = 0;
+		strlist_clear(l);
+		break;
+	}
+	case OPT_LIST:
+		strlist_clear(field(c, o));
+		break;
+	default:
+		break;
+	}
+}
+
+void
+config_free(struct config *c)
+{
+	for (size_t i = 0; i < NOPTS; i++)
+		clear_value(c, &opts[i]);
+	free(c->config_file);
+	c->config_file = NULL;
+}
+
+size_t
+config_option_count(void)
+{
+	return NOPTS + 3;	/* + --config, --help, --version */
+}
+
+const char *
+config_option_name(size_t i)
+{
+	static char	name[64];
+	static const char *extra[] = { "config", "help", "version" };
+
+	snprintf(name, sizeof name, "--%s",
+	    i < NOPTS ? opts[i].name : extra[i - NOPTS]);
+	return name;
+}
+
+const char *
+config_option_key(size_t i)
+{
+	return i < NOPTS ? opts[i].key : (i == NOPTS ? NULL : NULL);
+}
+
+static const struct opt *
+find_long(const char *name, size_t len)
+{
+	for (size_t i = 0; i < NOPTS; i++)
+		if (strlen(opts[i].name) == len &&
+		    strncmp(opts[i].name, name, len) == 0)
+			return &opts[i];
+	return NULL;
+}
+
+static const struct opt *
+find_short(char ch)
+{
+	for (size_t i = 0; i < NOPTS; i++)
+		if (opts[i].short_name == ch)
+			return &opts[i];
+	return NULL;
+}
+
+static int
+takes_value(const struct opt *o)
+{
+	return o->type != OPT_FLAG && o->type != OPT_VERBOSE &&
+	    o->type != OPT_QUIET;
+}
+
+static int
+parse_seconds(const char *s, unsigned *ms)
+{
+	char	*end;
+	double	 d;
+
+	if (*s == '\0' || *s == '-' || *s == '+' || *s == ' ')
+		return -1;
+	errno = 0;
+	d = strtod(s, &end);
+	if (errno != 0 || *end != '\0' || !isfinite(d) || d <= 0 ||
+	    d > 86400)
+		return -1;
+	*ms = (unsigned)(d * 1000 + 0.5);
+	if (*ms == 0)
+		*ms = 1;
+	return 0;
+}
+
+/* Store a string value for an option given on the command line. */
+static int
+set_arg(struct config *c, const struct opt *o, const char *v, char *err,
+    size_t errlen)
+{
+	long long n;
+
+	switch (o->type) {
+	case OPT_STR:
+		free(*(char **)field(c, o));
+		*(char **)field(c, o) = xstrdup(v);
+		break;
+	case OPT_LIST:
+	case OPT_SECRET:
+		strlist_add(field(c, o), v);
+		break;
+	case OPT_SECONDS:
+		if (parse_seconds(v, field(c, o)) != 0) {
+			snprintf(err, errlen, "--%s: '%s' is not a number of "
+			    "seconds (e.g. 10 or 0.5)", o->name, v);
+			return -1;
+		}
+		break;
+	case OPT_UINT:
+		if (util_strtonum(v, o->min, o->max, &n) != 0) {
+			snprintf(err, errlen, "--%s: '%s' is not an integer "
+			    "from %lld to %lld", o->name, v, o->min, o->max);
+			return -1;
+		}
+		*(unsigned *)field(c, o) = (unsigned)n;
+		break;
+	case OPT_FLAG:
+		*(bool *)field(c, o) = true;
+		break;
+	case OPT_VERBOSE:
+		if (c->verbosity < 0)
+			c->verbosity = 0;
+		if (c->verbosity < 3)
+			c->verbosity++;
+		break;
+	case OPT_QUIET:
+		c->verbosity = -1;
+		break;
+	}
+	c->set |= UINT64_C(1) << (o - opts);
+	return 0;
+}
+
+/*
+ * An inline secret (KEY=value:host) would stay readable in /proc/PID/cmdline:
+ * keep our copy, then overwrite everything after the '=' in argv.
+ */
+static void
+blank_secret(char *arg)
+{
+	char *eq = strchr(arg, '=');
+
+	if (eq != NULL)
+		memset(eq + 1, '*', strlen(eq + 1));
+}
+
+enum config_result
+config_parse_args(struct config *c, int argc, char **argv, char *err,
+    size_t errlen)
+{
+	int i;
+
+	for (i = 1; i < argc; i++) {
+		char		*a = argv[i], *value = NULL;
+		const struct opt *o;
+
+		if (strcmp(a, "--") == 0) {
+			i++;
+			break;
+		}
+		if (a[0] != '-' || a[1] == '\0')
+			break;
+		if (a[1] != '-') {		/* -v, -q, -vv, -h */
+			for (char *p = a + 1; *p != '\0'; p++) {
+				if (*p == 'h')
+					return CONFIG_HELP;
+				if ((o = find_short(*p)) == NULL) {
+					snprintf(err, errlen, "unknown option "
+					    "'-%c' (see egress-run --help)", *p);
+					return CONFIG_ERR;
+				}
+				(void)set_arg(c, o, "", err, errlen);
+			}
+			continue;
+		}
+		a += 2;
+		size_t len = strcspn(a, "=");
+		if (a[len] == '=')
+			value = a + len + 1;
+		if (len == 4 && strncmp(a, "help", 4) == 0)
+			return CONFIG_HELP;
+		if (len == 7 && strncmp(a, "version", 7) == 0)
+			return CONFIG_VERSION;
+		if (len == 6 && strncmp(a, "config", 6) == 0) {
+			if (value == NULL && (value = argv[++i]) == NULL) {
+				snprintf(err, errlen, "--config needs a FILE");
+				return CONFIG_ERR;
+			}
+			free(c->config_file);
+			c->config_file = xstrdup(value);
+			continue;
+		}
+		if ((o = find_long(a, len)) == NULL) {
+			snprintf(err, errlen, "unknown option '--%.*s' (see "
+			    "egress-run --help)", (int)len, a);
+			return CONFIG_ERR;
+		}
+		if (!takes_value(o)) {
+			if (value != NULL) {
+				snprintf(err, errlen, "--%s takes no value",
+				    o->name);
+				return CONFIG_ERR;
+			}
+		} else if (value == NULL) {
+			if (i + 1 >= argc) {
+				snprintf(err, errlen, "--%s needs a value (see "
+				    "egress-run --help)", o->name);
+				return CONFIG_ERR;
+			}
+			value = argv[++i];
+		}
+		if (set_arg(c, o, value ? value : "", err, errlen) != 0)
+			return CONFIG_ERR;
+		if (o->type == OPT_SECRET)
+			blank_secret(value);
+	}
+	c->command = (i < argc) ? &argv[i] : NULL;
+	return CONFIG_OK;
+}
+
+/* "line L, column C" of a byte offset, for JSON syntax errors. */
+static void
+position(const char *text, size_t off, unsigned *line, unsigned *col)
+{
+	*line = 1;
+	*col = 1;
+	for (size_t i = 0; i < off && text[i] != '\0'; i++) {
+		if (text[i] == '\n') {
+			(*line)++;
+			*col = 1;
+		} else
+			(*col)++;
+	}
+}
+
+static const char *
+json_type(const cJSON *j)
+{
+	if (cJSON_IsString(j))
+		return "a string";
+	if (cJSON_IsNumber(j))
+		return "a number";
+	if (cJSON_IsBool(j))
+		return "a boolean";
+	if (cJSON_IsArray(j))
+		return "an array";
+	if (cJSON_IsObject(j))
+		return "an object";
+	return "null";
+}
+
+static int
+set_json(struct config *c, const struct opt *o, const cJSON *j,
+    const char *file, char *err, size_t errlen)
+{
+	const char	*want = NULL;
+	const cJSON	*e;
+
+	switch (o->type) {
+	case OPT_STR:
+		if (!cJSON_IsString(j)) {
+			want = "a string";
+			break;
+		}
+		free(*(char **)field(c, o));
+		*(char **)field(c, o) = xstrdup(j->valuestring);
+		break;
+	case OPT_LIST:
+	case OPT_SECRET:
+		if (!cJSON_IsArray(j)) {
+			want = "an array of strings";
+			break;
+		}
+		cJSON_ArrayForEach(e, j)
+			if (!cJSON_IsString(e)) {
+				snprintf(err, errlen, "%s: key '%s': every "
+				    "element must be a string, not %s", file,
+				    o->key, json_type(e));
+				return -1;
+			}
+		cJSON_ArrayForEach(e, j)
+			strlist_add(field(c, o), e->valuestring);
+		break;
+	case OPT_FLAG:
+	case OPT_QUIET:
+		if (!cJSON_IsBool(j)) {
+			want = "true or false";
+			break;
+		}
+		if (o->type == OPT_FLAG)
+			*(bool *)field(c, o) = cJSON_IsTrue(j);
+		else if (cJSON_IsTrue(j))
+			c->verbosity = -1;
+		break;
+	case OPT_SECONDS:
+		if (!cJSON_IsNumber(j) || !(j->valuedouble > 0) ||
+		    j->valuedouble > 86400) {
+			want = "a number of seconds above 0";
+			break;
+		}
+		*(unsigned *)field(c, o) = (unsigned)(j->valuedouble * 1000 +
+		    0.5) ?: 1;
+		break;
+	case OPT_UINT:
+	case OPT_VERBOSE: {
+		long long min = o->type == OPT_UINT ? o->min : 0;
+		if (!cJSON_IsNumber(j) || j->valuedouble != floor(j->valuedouble)
+		    || j->valuedouble < (double)min ||
+		    j->valuedouble > (double)o->max) {
+			snprintf(err, errlen, "%s: key '%s' must be an integer "
+			    "from %lld to %lld", file, o->key, min, o->max);
+			return -1;
+		}
+		if (o->type == OPT_UINT)
+			*(unsigned *)field(c, o) = (unsigned)j->valuedouble;
+		else
+			c->verbosity = (int)j->valuedouble;
+		break;
+	}
+	}
+	if (want != NULL) {
+		snprintf(err, errlen, "%s: key '%s' must be %s, not %s", file,
+		    o->key, want, json_type(j));
+		return -1;
+	}
+	return 0;
+}
+
+int
+config_load_json(struct config *c, const char *text, size_t len,
+    const char *file, char *err, size_t errlen)
+{
+	const char	*end = NULL;
+	cJSON		*root, *j;
+	int		 r = -1;
+
+	root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
+	if (root == NULL) {
+		unsigned line, col;
+		const char *at = cJSON_GetErrorPtr();
+		size_t off = (at != NULL && at >= text && at <= text + len) ?
+		    (size_t)(at - text) : 0;
+		position(text, off, &line, &col);
+		snprintf(err, errlen, "%s: invalid JSON at line %u, column %u",
+		    file, line, col);
+		return -1;
+	}
+	if (!cJSON_IsObject(root)) {
+		snprintf(err, errlen, "%s: the top level must be a JSON "
+		    "object, not %s", file, json_type(root));
+		goto out;
+	}
+	cJSON_ArrayForEach(j, root) {
+		const struct opt *o = NULL;
+
+		for (const cJSON *k = root->child; k != j; k = k->next)
+			if (strcmp(k->string, j->string) == 0) {
+				snprintf(err, errlen, "%s: key '%s' appears "
+				    "twice", file, j->string);
+				goto out;
+			}
+		for (size_t i = 0; i < NOPTS; i++)
+			if (strcmp(opts[i].key, j->string) == 0)
+				o = &opts[i];
+		if (o == NULL) {
+			snprintf(err, errlen, "%s: unknown key '%s'", file,
+			    j->string);
+			goto out;
+		}
+		/* A flag given on the command line wins over the file. */
+		if (c->set & (UINT64_C(1) << (o - opts)))
+			continue;
+		/* -v and -q share a field: either one given wins. */
+		if ((o->type == OPT_VERBOSE || o->type == OPT_QUIET) &&
+		    (c->set & (UINT64_C(1) << (find_short('v') - opts) |
+		    UINT64_C(1) << (find_short('q') - opts))))
+			continue;
+		if (set_json(c, o, j, file, err, errlen) != 0)
+			goto out;
+	}
+	r = 0;
+out:
+	cJSON_Delete(root);
+	return r;
+}
+
+int
+config_load_file(struct config *c, const char *path, char *err,
+    size_t errlen)
+{
+	struct stat	 st;
+	char		*text = NULL;
+	ssize_t		 n;
+	size_t		 got = 0;
+	int		 fd, r = -1;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
+		snprintf(err, errlen, "cannot read config file '%s': %s", path,
+		    strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode) ||
+	    st.st_size > 4 * 1024 * 1024) {
+		snprintf(err, errlen, "cannot read config file '%s': %s", path,
+		    S_ISREG(st.st_mode) ? "larger than 4 MiB" :
+		    "not a regular file");
+		goto out;
+	}
+	text = xcalloc(1, (size_t)st.st_size + 1);
+	while (got < (size_t)st.st_size &&
+	    (n = read(fd, text + got, (size_t)st.st_size - got)) > 0)
+		got += (size_t)n;
+	if (got != (size_t)st.st_size) {
+		snprintf(err, errlen, "cannot read config file '%s': short "
+		    "read", path);
+		goto out;
+	}
+	r = config_load_json(c, text, got, path, err, errlen);
+out:
+	if (text != NULL)
+		freezero(text, (size_t)st.st_size + 1);	/* may hold secrets */
+	close(fd);
+	return r;
+}
+
+int
+config_validate(const struct config *c, char *err, size_t errlen)
+{
+	if (c->external != NULL && c->external_addr == NULL &&
+	    strstr(c->external, "{port}") == NULL) {
+		snprintf(err, errlen, "--external: the command has no {port} "
+		    "to fill in; add one, or say where it listens with "
+		    "--external-addr");
+		return -1;
+	}
+	if ((c->ca_cert == NULL) != (c->ca_key == NULL)) {
+		snprintf(err, errlen, "--ca-cert and --ca-key go together: "
+		    "give both or neither");
+		return -1;
+	}
+	if (c->upstream != NULL && c->no_upstream) {
+		snprintf(err, errlen, "--upstream and --no-upstream contradict "
+		    "each other: give one");
+		return -1;
+	}
+	if (c->command == NULL && !c->print_env) {
+		snprintf(err, errlen, "no COMMAND given (usage: egress-run "
+		    "[OPTIONS] -- COMMAND [ARG...])");
+		return -1;
+	}
+	return 0;
+}

@@ -1,0 +1,59 @@
+/*
+ * egress-run: parse the command line and config file, then either relay a
+ * connection for ssh (connect) or run COMMAND behind a proxy (session).
+ */
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "launcher/config.h"
+#include "launcher/connect.h"
+#include "launcher/session.h"
+
+int
+main(int argc, char **argv)
+{
+	struct config	cfg;
+	char		err[1024], self[PATH_MAX];
+	ssize_t		n;
+	int		r;
+
+	if (argc >= 2 && strcmp(argv[1], "connect") == 0)
+		return connect_main(argc - 1, argv + 1);
+
+	config_init(&cfg);
+	switch (config_parse_args(&cfg, argc, argv, err, sizeof err)) {
+	case CONFIG_HELP:
+		fputs(config_usage, stdout);
+		return 0;
+	case CONFIG_VERSION:
+		printf("egress-run %s\n", EGRESS_VERSION);
+		return 0;
+	case CONFIG_ERR:
+		log_error("%s", err);
+		config_free(&cfg);
+		return 125;
+	case CONFIG_OK:
+		break;
+	}
+	if ((cfg.config_file != NULL && config_load_file(&cfg,
+	    cfg.config_file, err, sizeof err) != 0) ||
+	    config_validate(&cfg, err, sizeof err) != 0) {
+		log_error("%s", err);
+		config_free(&cfg);
+		return 125;
+	}
+	log_set_level(cfg.verbosity);
+
+	/* The ProxyCommand in GIT_SSH_COMMAND needs our absolute path. */
+	if ((n = readlink("/proc/self/exe", self, sizeof self - 1)) <= 0)
+		n = (ssize_t)strlen(strncpy(self, argv[0], sizeof self - 1));
+	self[n] = '\0';
+
+	r = session_run(&cfg, self);
+	config_free(&cfg);
+	return r;
+}

@@ -1,0 +1,206 @@
+/*
+ * The run: data flows one way, config -> proxy -> trust/bouquet -> child.
+ * The event loop serves the built-in proxy and reaps children; the child's
+ * exit ends it.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "common/log.h"
+#include "common/xmalloc.h"
+#include "env/bouquet.h"
+#include "env/trust.h"
+#include "launcher/child.h"
+#include "launcher/config.h"
+#include "launcher/external.h"
+#include "launcher/session.h"
+#include "launcher/state.h"
+
+extern char **environ;
+
+struct session {
+	const struct config	*cfg;
+	struct event_base	*base;
+	struct state		*state;
+	struct external		*ext;
+	struct trust_files	 trust;
+	struct bouquet		 bouquet;
+	pid_t			 child;
+	int			 status;	/* exit status to return */
+};
+
+static void
+on_libevent_log(int severity, const char *msg)
+{
+	log_msg(severity >= EVENT_LOG_WARN ? LOG_WARN : LOG_DEBUG,
+	    "libevent: %s", msg);
+}
+
+static void
+on_sigchld(evutil_socket_t fd, short what, void *arg)
+{
+	struct session	*s = arg;
+	int		 status;
+	pid_t		 pid;
+
+	(void)fd;
+	(void)what;
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		if (pid == s->child) {
+			child_reaped();
+			s->child = -1;
+			s->status = child_exit_code(status);
+			event_base_loopexit(s->base, NULL);
+		} else if (s->ext != NULL && pid == external_pid(s->ext))
+			external_lost(s->ext, status);
+	}
+}
+
+/* Fail-open chain, SPEC §6. Returns -1 only when --fail-closed stops us. */
+static int
+start_proxy(struct session *s)
+{
+	const struct config	*cfg = s->cfg;
+	char			 err[1024], *log;
+
+	if (cfg->external != NULL || cfg->external_addr != NULL) {
+		log = state_path(s->state, "external.log");
+		s->ext = external_start(cfg, log, err, sizeof err);
+		if (s->ext != NULL) {
+			free(log);
+			return 0;
+		}
+		if (cfg->fail_closed)
+			log_error("%s (--fail-closed: not starting COMMAND)",
+			    err);
+		else
+			log_warn("%s; running COMMAND without a proxy", err);
+		if (cfg->external != NULL)
+			external_log_tail(log);
+		free(log);
+		return cfg->fail_closed ? -1 : 0;
+	}
+	if (cfg->fail_closed) {
+		log_error("the built-in proxy is not available in this build "
+		    "(--fail-closed: not starting COMMAND); use --external");
+		return -1;
+	}
+	log_warn("the built-in proxy is not available in this build; "
+	    "running COMMAND without a proxy");
+	return 0;
+}
+
+/* The trust bundle: parent roots + the proxy's CA + extra roots. */
+static int
+build_trust(struct session *s)
+{
+	const struct config	*cfg = s->cfg;
+	const char		*extra[4];
+	size_t			 n = 0;
+	char			 err[1024];
+
+	if (s->ext != NULL && cfg->external_ca != NULL)
+		extra[n++] = cfg->external_ca;
+	if (cfg->upstream_ca != NULL)
+		extra[n++] = cfg->upstream_ca;
+	if (n == 0)
+		return 0;
+	if (trust_build(state_dir(s->state), trust_default_roots(), extra, n,
+	    &s->trust, err, sizeof err) == 0)
+		return 0;
+	if (cfg->fail_closed) {
+		log_error("%s (--fail-closed: not starting COMMAND)", err);
+		return -1;
+	}
+	log_warn("%s; COMMAND keeps its own trust settings", err);
+	return 0;
+}
+
+static void
+build_env(struct session *s, const char *self)
+{
+	struct bouquet_opts o;
+
+	memset(&o, 0, sizeof o);
+	if (s->ext != NULL) {
+		o.proxy_host = external_host(s->ext);
+		o.proxy_port = external_port(s->ext);
+	}
+	o.trust = s->trust.bundle != NULL ? &s->trust : NULL;
+	o.self = self;
+	o.no_proxy = &s->cfg->no_proxy;
+	bouquet_build(&s->bouquet, environ, &o);
+}
+
+static int
+run_child(struct session *s)
+{
+	struct event	*sigchld;
+	int		 r;
+
+	sigchld = evsignal_new(s->base, SIGCHLD, on_sigchld, s);
+	event_add(sigchld, NULL);
+	if ((r = child_spawn(s->cfg->command, strlist_array(&s->bouquet.env),
+	    &s->child)) != 0) {
+		event_free(sigchld);
+		return r;
+	}
+	/* A SIGCHLD before the event was armed is caught by this first pass. */
+	on_sigchld(-1, 0, s);
+	if (s->child > 0)
+		event_base_dispatch(s->base);
+	event_free(sigchld);
+	return s->status;
+}
+
+int
+session_run(const struct config *cfg, const char *self)
+{
+	struct session	s;
+	int		r = 125;
+
+	memset(&s, 0, sizeof s);
+	s.cfg = cfg;
+	s.child = -1;
+	event_set_log_callback(on_libevent_log);
+	child_signals_install();
+	if ((s.state = state_create()) == NULL) {
+		log_error("cannot create a state directory in %s: %s",
+		    getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp",
+		    strerror(errno));
+		return 125;
+	}
+	if ((s.base = event_base_new()) == NULL) {
+		log_error("cannot create the event loop");
+		goto out;
+	}
+	if (start_proxy(&s) != 0 || build_trust(&s) != 0)
+		goto out;
+	if (child_signal_pending()) {
+		r = 128 + child_signal_pending();
+		goto out;
+	}
+	build_env(&s, self);
+	if (cfg->print_env) {
+		bouquet_print(&s.bouquet, stdout);
+		r = fflush(stdout) == 0 ? 0 : 125;
+		goto out;
+	}
+	r = run_child(&s);
+out:
+	external_stop(s.ext);
+	bouquet_free(&s.bouquet);
+	trust_files_free(&s.trust);
+	state_remove(s.state);
+	if (s.base != NULL)
+		event_base_free(s.base);
+	return r;
+}
