@@ -28,7 +28,7 @@
 #include "launcher/config.h"
 #include "launcher/external.h"
 
-#define GRACE_MS	2000	/* SIGTERM to SIGKILL */
+#define GRACE_MS	1000	/* SIGTERM to SIGKILL */
 #define BACKOFF_MIN_MS	2
 #define BACKOFF_MAX_MS	200
 #define LOG_TAIL_LINES	5

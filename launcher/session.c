@@ -98,6 +98,20 @@ start_proxy(struct session *s)
 	return 0;
 }
 
+/*
+ * mitmproxy and friends write their CA when they first start: give the file
+ * the rest of the bind timeout to appear.
+ */
+static void
+wait_for_file(const char *path, unsigned timeout_ms)
+{
+	for (unsigned waited = 0; waited < timeout_ms; waited += 10) {
+		if (access(path, R_OK) == 0 || child_signal_pending())
+			return;
+		usleep(10000);
+	}
+}
+
 /* The trust bundle: parent roots + the proxy's CA + extra roots. */
 static int
 build_trust(struct session *s)
@@ -107,8 +121,10 @@ build_trust(struct session *s)
 	size_t			 n = 0;
 	char			 err[1024];
 
-	if (s->ext != NULL && cfg->external_ca != NULL)
+	if (s->ext != NULL && cfg->external_ca != NULL) {
+		wait_for_file(cfg->external_ca, cfg->bind_timeout_ms);
 		extra[n++] = cfg->external_ca;
+	}
 	if (cfg->upstream_ca != NULL)
 		extra[n++] = cfg->upstream_ca;
 	if (n == 0)
