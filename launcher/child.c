@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -18,6 +19,8 @@
 #include "launcher/child.h"
 
 static volatile sig_atomic_t child_pid;
+static struct rlimit saved_nofile;
+static bool nofile_raised;
 static volatile sig_atomic_t pending;
 
 static const int forwarded[] = { SIGINT, SIGQUIT, SIGTERM, SIGHUP };
@@ -54,6 +57,19 @@ child_signals_install(void)
 	signal(SIGPIPE, SIG_IGN);
 }
 
+void
+child_raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= rl.rlim_max)
+		return;
+	saved_nofile = rl;
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
+		nofile_raised = true;
+}
+
 int
 child_signal_pending(void)
 {
@@ -86,6 +102,8 @@ exec_child(char *const argv[], char *const envp[], int errfd)
 	for (size_t i = 0; i < sizeof forwarded / sizeof forwarded[0]; i++)
 		signal(forwarded[i], SIG_DFL);
 	signal(SIGPIPE, SIG_DFL);
+	if (nofile_raised)
+		(void)setrlimit(RLIMIT_NOFILE, &saved_nofile);
 	sigemptyset(&all);
 	sigprocmask(SIG_SETMASK, &all, NULL);
 	/* If egress-run is killed outright, COMMAND must not outlive it. */

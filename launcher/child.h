@@ -12,6 +12,10 @@
  * ignore SIGPIPE. Call once, before any proxy is started. */
 void	child_signals_install(void);
 
+/* Raise egress-run's descriptor limit to the hard limit (a proxy needs
+ * many); COMMAND gets the original back. */
+void	child_raise_nofile(void);
+
 /* A signal that arrived while no child ran (0 if none): the run stops. */
 int	child_signal_pending(void);
 

@@ -15,6 +15,7 @@
 #include <event2/event.h>
 
 #include "common/log.h"
+#include "builtin/server.h"
 #include "common/xmalloc.h"
 #include "env/bouquet.h"
 #include "env/trust.h"
@@ -31,6 +32,7 @@ struct session {
 	struct event_base	*base;
 	struct state		*state;
 	struct external		*ext;
+	struct server		*srv;
 	struct trust_files	 trust;
 	struct bouquet		 bouquet;
 	pid_t			 child;
@@ -64,6 +66,30 @@ on_sigchld(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+/* The built-in proxy, or (fail-open) none at all. */
+static int
+start_builtin(struct session *s)
+{
+	char	err[1024];
+	bool	fatal;
+
+	if ((s->srv = server_start(s->base, s->cfg, err, sizeof err, &fatal))
+	    != NULL)
+		return 0;
+	if (fatal) {
+		log_error("%s", err);
+		return -1;
+	}
+	if (s->cfg->fail_closed) {
+		log_error("the built-in proxy cannot start: %s (--fail-closed: "
+		    "not starting COMMAND)", err);
+		return -1;
+	}
+	log_warn("the built-in proxy cannot start: %s; running COMMAND "
+	    "without a proxy", err);
+	return 0;
+}
+
 /* Fail-open chain, SPEC §6. Returns -1 only when --fail-closed stops us. */
 static int
 start_proxy(struct session *s)
@@ -76,26 +102,24 @@ start_proxy(struct session *s)
 		s->ext = external_start(cfg, log, err, sizeof err);
 		if (s->ext != NULL) {
 			free(log);
+			if (cfg->allow.n || cfg->deny.n || cfg->secrets.n)
+				log_warn("--allow, --deny and --secret are "
+				    "enforced by the built-in proxy only; the "
+				    "external proxy applies its own policy");
 			return 0;
 		}
 		if (cfg->fail_closed)
 			log_error("%s (--fail-closed: not starting COMMAND)",
 			    err);
 		else
-			log_warn("%s; running COMMAND without a proxy", err);
+			log_warn("%s; falling back to the built-in proxy", err);
 		if (cfg->external != NULL)
 			external_log_tail(log);
 		free(log);
-		return cfg->fail_closed ? -1 : 0;
+		if (cfg->fail_closed)
+			return -1;
 	}
-	if (cfg->fail_closed) {
-		log_error("the built-in proxy is not available in this build "
-		    "(--fail-closed: not starting COMMAND); use --external");
-		return -1;
-	}
-	log_warn("the built-in proxy is not available in this build; "
-	    "running COMMAND without a proxy");
-	return 0;
+	return start_builtin(s);
 }
 
 /*
@@ -149,6 +173,9 @@ build_env(struct session *s, const char *self)
 	if (s->ext != NULL) {
 		o.proxy_host = external_host(s->ext);
 		o.proxy_port = external_port(s->ext);
+	} else if (s->srv != NULL) {
+		o.proxy_host = server_host(s->srv);
+		o.proxy_port = server_port(s->srv);
 	}
 	o.trust = s->trust.bundle != NULL ? &s->trust : NULL;
 	o.self = self;
@@ -188,6 +215,7 @@ session_run(const struct config *cfg, const char *self)
 	s.child = -1;
 	event_set_log_callback(on_libevent_log);
 	child_signals_install();
+	child_raise_nofile();
 	if ((s.state = state_create()) == NULL) {
 		log_error("cannot create a state directory in %s: %s",
 		    getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp",
@@ -212,6 +240,7 @@ session_run(const struct config *cfg, const char *self)
 	}
 	r = run_child(&s);
 out:
+	server_stop(s.srv);
 	external_stop(s.ext);
 	bouquet_free(&s.bouquet);
 	trust_files_free(&s.trust);

@@ -1,0 +1,557 @@
+/*
+ * A client connection: read a request head through the one parser, decide
+ * with the policy, then hand over to HTTP forwarding or a CONNECT tunnel.
+ * Errors are answered with a status the client can act on and a one-line
+ * reason; conn_close() is the one teardown, and the free is deferred to the
+ * next loop turn so no callback ever touches freed memory.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "builtin/audit.h"
+#include "builtin/dial.h"
+#include "builtin/http_fwd.h"
+#include "builtin/policy.h"
+#include "builtin/proxy.h"
+#include "builtin/tunnel.h"
+#include "common/log.h"
+#include "common/xmalloc.h"
+
+static void	client_read(struct bufferevent *, void *);
+static void	client_write(struct bufferevent *, void *);
+static void	client_event(struct bufferevent *, short, void *);
+static void	parse_head(struct conn *);
+
+static const char *
+status_text(int status)
+{
+	switch (status) {
+	case 200: return "Connection established";
+	case 400: return "Bad Request";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 408: return "Request Timeout";
+	case 421: return "Misdirected Request";
+	case 431: return "Request Header Fields Too Large";
+	case 501: return "Not Implemented";
+	case 502: return "Bad Gateway";
+	case 503: return "Service Unavailable";
+	case 504: return "Gateway Timeout";
+	case 505: return "HTTP Version Not Supported";
+	default: return "Error";
+	}
+}
+
+static void
+set_timer(struct conn *c, int seconds)
+{
+	struct timeval tv = { seconds, 0 };
+
+	evtimer_add(c->timer, &tv);
+}
+
+static void
+on_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	(void)fd;
+	(void)what;
+	switch (c->state) {
+	case CONN_HEAD:
+		if (c->scanned == 0 && evbuffer_get_length(
+		    bufferevent_get_input(c->client)) == 0) {
+			conn_close(c, NULL);	/* idle keep-alive: quiet */
+			return;
+		}
+		conn_error(c, 408, "the request head was not complete within "
+		    "the time allowed", NULL);
+		return;
+	case CONN_CLOSING:
+		conn_close(c, NULL);
+		return;
+	default:
+		return;
+	}
+}
+
+struct conn *
+conn_new(struct server *srv, int fd, const struct sockaddr *peer,
+    socklen_t peerlen)
+{
+	struct conn *c = xcalloc(1, sizeof *c);
+
+	c->srv = srv;
+	c->id = ++srv->next_id;
+	c->fd = fd;
+	c->state = CONN_HEAD;
+	if (peerlen <= sizeof c->peer)
+		memcpy(&c->peer, peer, peerlen);
+	c->client = bufferevent_socket_new(srv->base, fd, 0);
+	bufferevent_setcb(c->client, client_read, client_write, client_event,
+	    c);
+	bufferevent_setwatermark(c->client, EV_READ, 0, PROXY_HIGH_WATER);
+	bufferevent_setwatermark(c->client, EV_WRITE, PROXY_HIGH_WATER / 2, 0);
+	bufferevent_set_max_single_read(c->client, 128 * 1024);
+	bufferevent_set_max_single_write(c->client, 128 * 1024);
+	bufferevent_enable(c->client, EV_READ | EV_WRITE);
+	c->timer = evtimer_new(srv->base, on_timer, c);
+	set_timer(c, PROXY_HEAD_TIMEOUT);
+	TAILQ_INSERT_TAIL(&srv->conns, c, entry);
+	srv->nconns++;
+	srv->stats.conns++;
+	return c;
+}
+
+/* The request's audit event; what says which kind. */
+void
+conn_audit(struct conn *c, const char *event, const char *decision,
+    const char *reason)
+{
+	struct request		*r = &c->req;
+	struct audit_event	 e;
+
+	memset(&e, 0, sizeof e);
+	e.event = event;
+	e.door = r->door;
+	e.host = r->dest.host[0] ? r->dest.host : NULL;
+	e.port = r->dest.port;
+	e.method = r->method[0] ? r->method : NULL;
+	e.path = r->path;
+	e.pathlen = r->path ? strlen(r->path) : 0;
+	e.decision = decision;
+	e.rule = r->rule;
+	e.status = r->status;
+	e.bytes_up = r->bytes_up;
+	e.bytes_down = r->bytes_down;
+	e.ms = r->start_ms ? server_now_ms() - r->start_ms : 0;
+	e.reason = reason;
+	audit_log(c->srv->audit, &e);
+	c->srv->stats.bytes_up += r->bytes_up;
+	c->srv->stats.bytes_down += r->bytes_down;
+}
+
+static void
+request_reset(struct conn *c)
+{
+	free(c->req.path);
+	if (c->req.out_head != NULL)
+		evbuffer_free(c->req.out_head);
+	memset(&c->req, 0, sizeof c->req);
+	c->in_request = false;
+}
+
+void
+conn_free(struct conn *c)
+{
+	request_reset(c);
+	free(c);
+}
+
+void
+conn_close(struct conn *c, const char *why)
+{
+	if (c->state == CONN_DEAD)
+		return;
+	if (c->in_request && c->tunnel != NULL) {
+		/* A tunnel cut short (shutdown, say) still says what moved. */
+		c->req.bytes_up = tunnel_bytes_up(c->tunnel);
+		c->req.bytes_down = tunnel_bytes_down(c->tunnel);
+		c->srv->stats.tunnels++;
+		conn_audit(c, "connect", "allow", why);
+	} else if (c->in_request && why != NULL) {
+		/* Every request leaves a trace, however it ended. */
+		c->srv->stats.errors++;
+		conn_audit(c, "error", c->req.rule ? "allow" : NULL, why);
+	}
+	if (why != NULL)
+		log_debug("conn %llu: closed: %s", (unsigned long long)c->id,
+		    why);
+	c->state = CONN_DEAD;
+	dial_cancel(c->dial);
+	c->dial = NULL;
+	tunnel_free(c->tunnel);
+	c->tunnel = NULL;
+	http_fwd_origin_free(c->origin);
+	c->origin = NULL;
+	if (c->client != NULL)
+		bufferevent_free(c->client);
+	c->client = NULL;
+	if (c->fd != -1)
+		close(c->fd);
+	c->fd = -1;
+	event_free(c->timer);
+	c->timer = NULL;
+	TAILQ_REMOVE(&c->srv->conns, c, entry);
+	c->srv->nconns--;
+	server_conn_dead(c->srv, c);
+}
+
+/* Sanitise a reason for a header line: printable ASCII only. */
+static void
+header_safe(char *out, size_t outlen, const char *in)
+{
+	size_t o = 0;
+
+	for (; *in != '\0' && o + 1 < outlen; in++)
+		out[o++] = (*in >= 0x20 && *in < 0x7f) ? *in : '?';
+	out[o] = '\0';
+}
+
+/*
+ * Answer with an error and close once it is delivered. 403 is a policy
+ * refusal (audited as "deny"); every other status is an "error" event.
+ */
+void
+conn_error(struct conn *c, int status, const char *reason, const char *rule)
+{
+	struct evbuffer	*out;
+	char		 safe[256], body[320];
+	int		 blen;
+
+	if (c->state == CONN_DEAD || c->state == CONN_CLOSING)
+		return;
+	dial_cancel(c->dial);
+	c->dial = NULL;
+	http_fwd_origin_free(c->origin);
+	c->origin = NULL;
+	header_safe(safe, sizeof safe, reason);
+	blen = snprintf(body, sizeof body, "egress-run: %s\n", safe);
+	c->req.status = status;
+	if (rule != NULL)
+		c->req.rule = rule;
+	if (status == 403) {
+		c->srv->stats.denied++;
+		conn_audit(c, "deny", "deny", reason);
+	} else {
+		/* After an allow decision the rule is the allowing one. */
+		c->srv->stats.errors++;
+		conn_audit(c, "error", c->req.rule ? "allow" : NULL, reason);
+	}
+	log_info("conn %llu: %s %s: %d %s", (unsigned long long)c->id,
+	    c->req.method[0] ? c->req.method : "-",
+	    c->req.dest.host[0] ? c->req.dest.host : "-", status, safe);
+	c->in_request = false;
+	out = bufferevent_get_output(c->client);
+	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n"
+	    "Content-Type: text/plain; charset=utf-8\r\n"
+	    "Content-Length: %d\r\n"
+	    "X-Egress-Run-Reason: %s\r\n"
+	    "Connection: close\r\n\r\n", status, status_text(status), blen,
+	    safe);
+	if (!c->req.head)
+		evbuffer_add(out, body, (size_t)blen);
+	conn_finish(c);
+}
+
+/*
+ * Deliver what is queued, half-close, and linger a moment reading (and
+ * discarding) until the client closes: closing with unread input would
+ * reset the connection and could destroy the answer in flight.
+ */
+void
+conn_finish(struct conn *c)
+{
+	c->state = CONN_CLOSING;
+	c->in_request = false;
+	bufferevent_setwatermark(c->client, EV_WRITE, 0, 0);
+	bufferevent_enable(c->client, EV_READ | EV_WRITE);
+	if (evbuffer_get_length(bufferevent_get_output(c->client)) == 0) {
+		shutdown(c->fd, SHUT_WR);
+		bufferevent_disable(c->client, EV_WRITE);
+	}
+	evtimer_del(c->timer);
+	set_timer(c, PROXY_LINGER_MS / 1000);
+}
+
+/* The error status for a parser result. */
+static int
+parse_status(int r)
+{
+	switch (r) {
+	case HTTP_E_TOO_LARGE:
+		return 431;
+	case HTTP_E_VERSION:
+		return 505;
+	default:
+		return 400;
+	}
+}
+
+static void
+tunnel_done(struct conn *c, const char *why)
+{
+	c->req.bytes_up = tunnel_bytes_up(c->tunnel);
+	c->req.bytes_down = tunnel_bytes_down(c->tunnel);
+	c->srv->stats.tunnels++;
+	conn_audit(c, "connect", "allow", NULL);
+	c->in_request = false;
+	conn_close(c, why);
+}
+
+static void
+connect_dialed(int ofd, const struct dial_result *res, void *arg)
+{
+	static const char	 hello[] = "HTTP/1.1 200 Connection established"
+	    "\r\n\r\n";
+	struct conn		*c = arg;
+	struct evbuffer		*in;
+	unsigned char		*early;
+	size_t			 elen;
+
+	c->dial = NULL;
+	if (ofd == -1) {
+		conn_error(c, res->status, res->reason, res->rule);
+		return;
+	}
+	c->req.status = 200;
+	/* The client may have sent its TLS hello already: pass it on. */
+	in = bufferevent_get_input(c->client);
+	elen = evbuffer_get_length(in);
+	early = evbuffer_pullup(in, -1);
+	c->tunnel = tunnel_start(c, c->fd, ofd, hello, sizeof hello - 1,
+	    early, elen, tunnel_done);
+	bufferevent_free(c->client);	/* the fd stays: not CLOSE_ON_FREE */
+	c->client = NULL;
+	if (c->tunnel == NULL) {
+		conn_close(c, "cannot start the tunnel");
+		return;
+	}
+	c->state = CONN_TUNNEL;
+	log_debug("conn %llu: tunnel to %s port %u",
+	    (unsigned long long)c->id, c->req.dest.host, c->req.dest.port);
+}
+
+static void
+start_connect(struct conn *c, const struct http_request *req, size_t headlen)
+{
+	struct verdict	v;
+	int		r;
+
+	c->req.door = "connect";
+	r = addr_parse_authority(req->authority.p, req->authority.len, 0,
+	    &c->req.dest);
+	evbuffer_drain(bufferevent_get_input(c->client), headlen);
+	if (r != ADDR_OK) {
+		conn_error(c, 400, addr_strerror(r), NULL);
+		return;
+	}
+	policy_check_dest(c->srv->policy, &c->req.dest, &v);
+	if (!v.allow) {
+		conn_error(c, 403, v.reason, v.rule);
+		return;
+	}
+	c->req.rule = v.rule;
+	c->state = CONN_DIAL;
+	/* Nothing more is read until the tunnel takes the descriptor. */
+	bufferevent_disable(c->client, EV_READ);
+	c->dial = dial_start(c->srv, &c->req.dest, connect_dialed, c);
+}
+
+static void
+start_forward(struct conn *c, const struct http_request *req,
+    size_t headlen)
+{
+	struct verdict	v;
+	int		r;
+
+	c->req.door = "http";
+	if (!http_slice_eq(req->scheme, "http")) {
+		conn_error(c, 400, "only http:// URLs are forwarded; clients "
+		    "use CONNECT for https", NULL);
+		return;
+	}
+	r = addr_parse_authority(req->authority.p, req->authority.len, 80,
+	    &c->req.dest);
+	if (r != ADDR_OK) {
+		conn_error(c, 400, addr_strerror(r), NULL);
+		return;
+	}
+	policy_check_dest(c->srv->policy, &c->req.dest, &v);
+	if (!v.allow) {
+		conn_error(c, 403, v.reason, v.rule);
+		return;
+	}
+	c->req.rule = v.rule;
+	http_fwd_start(c, req, headlen);
+}
+
+static void
+dispatch(struct conn *c, const struct http_request *req, size_t headlen)
+{
+	size_t plen;
+
+	evtimer_del(c->timer);
+	request_reset(c);
+	c->in_request = true;
+	c->req.start_ms = server_now_ms();
+	c->srv->stats.requests++;
+	snprintf(c->req.method, sizeof c->req.method, "%.*s",
+	    (int)req->method.len, req->method.p);
+	c->req.client_minor = req->minor;
+	c->req.client_keepalive = req->keep_alive;
+	c->req.head = http_slice_eq(req->method, "HEAD");
+	if (req->form != HTTP_FORM_AUTHORITY && req->path.len > 0) {
+		plen = strcspn(req->path.p, "?");
+		if (plen > req->path.len)
+			plen = req->path.len;
+		c->req.path = xstrndup(req->path.p, plen > 1024 ? 1024 : plen);
+	}
+	switch (req->form) {
+	case HTTP_FORM_AUTHORITY:
+		start_connect(c, req, headlen);
+		break;
+	case HTTP_FORM_ABSOLUTE:
+		start_forward(c, req, headlen);
+		break;
+	default:
+		c->req.door = "http";
+		conn_error(c, 400, "this is a proxy: send absolute-form "
+		    "requests (GET http://host/path) or CONNECT", NULL);
+		break;
+	}
+}
+
+/* Look for a complete head in the client's input and act on it. */
+static void
+parse_head(struct conn *c)
+{
+	struct evbuffer		*in = bufferevent_get_input(c->client);
+	struct evbuffer_ptr	 p;
+	struct http_request	 req;
+	size_t			 len, headlen;
+	unsigned char		*data;
+	int			 r;
+
+	while (c->state == CONN_HEAD && (len = evbuffer_get_length(in)) > 0) {
+		evbuffer_ptr_set(in, &p, c->scanned > 3 ? c->scanned - 3 : 0,
+		    EVBUFFER_PTR_SET);
+		p = evbuffer_search(in, "\r\n\r\n", 4, &p);
+		if (p.pos == -1) {
+			c->scanned = len;
+			if (len > HTTP_HEAD_MAX) {
+				c->req.door = "http";
+				conn_error(c, 431, "request head too large",
+				    NULL);
+			} else if (len >= 1 && (*evbuffer_pullup(in, 1) < 'A' ||
+			    *evbuffer_pullup(in, 1) > 'Z') &&
+			    *evbuffer_pullup(in, 1) != '\r') {
+				/* Not HTTP at all (TLS straight to the
+				 * proxy port, say): say so now. */
+				c->req.door = "http";
+				conn_error(c, 400, "not an HTTP request",
+				    NULL);
+			}
+			return;
+		}
+		headlen = (size_t)p.pos + 4;
+		data = evbuffer_pullup(in, (ssize_t)headlen);
+		r = http_parse_request(data, headlen, &req);
+		if (r == HTTP_NEED_MORE) {	/* blank lines before it */
+			c->scanned = headlen;
+			continue;
+		}
+		c->scanned = 0;
+		if (r < 0) {
+			c->req.door = "http";
+			conn_error(c, parse_status(r), http_parse_strerror(r),
+			    NULL);
+			return;
+		}
+		dispatch(c, &req, (size_t)r);
+		return;
+	}
+}
+
+/* Back to reading heads after a completed request (keep-alive). */
+void
+conn_request_done(struct conn *c)
+{
+	request_reset(c);
+	c->state = CONN_HEAD;
+	c->scanned = 0;
+	evtimer_del(c->timer);
+	set_timer(c, evbuffer_get_length(bufferevent_get_input(c->client)) ?
+	    PROXY_HEAD_TIMEOUT : PROXY_IDLE_TIMEOUT);
+	bufferevent_enable(c->client, EV_READ);
+	parse_head(c);
+}
+
+static void
+client_read(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+
+	switch (c->state) {
+	case CONN_HEAD:
+		parse_head(c);
+		break;
+	case CONN_HTTP:
+		http_fwd_client_read(c);
+		break;
+	case CONN_CLOSING:	/* lingering: discard what still comes */
+		evbuffer_drain(bufferevent_get_input(bev),
+		    evbuffer_get_length(bufferevent_get_input(bev)));
+		break;
+	default:
+		break;
+	}
+}
+
+static void
+client_write(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+
+	switch (c->state) {
+	case CONN_HTTP:
+		http_fwd_client_drained(c);
+		break;
+	case CONN_CLOSING:
+		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
+			/* Delivered: half-close, then linger for the
+			 * client's EOF so unread bytes cause no reset. */
+			shutdown(c->fd, SHUT_WR);
+			bufferevent_disable(bev, EV_WRITE);
+		}
+		break;
+	default:
+		break;
+	}
+}
+
+static void
+client_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	(void)bev;
+	if (what & BEV_EVENT_EOF) {
+		switch (c->state) {
+		case CONN_HTTP:
+			http_fwd_client_eof(c);
+			return;
+		case CONN_HEAD:
+			conn_close(c, c->scanned || evbuffer_get_length(
+			    bufferevent_get_input(c->client)) ?
+			    "client closed mid-head" : NULL);
+			return;
+		case CONN_CLOSING:
+			conn_close(c, NULL);
+			return;
+		default:
+			conn_close(c, "client closed");
+			return;
+		}
+	}
+	conn_close(c, (what & BEV_EVENT_ERROR) && errno ? strerror(errno) :
+	    "client error");
+}

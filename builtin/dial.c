@@ -1,0 +1,300 @@
+/*
+ * Resolve, guard, connect. Candidates come from --resolve pins, an address
+ * literal, or evdns; each is judged by policy_check_addr() and refused ones
+ * are dropped; the survivors are tried in order, each with a connect
+ * timeout. The proxy never resolves a name twice for one connection: the
+ * address it dials is the address it checked.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/dns.h>
+#include <event2/event.h>
+#include <event2/util.h>
+
+#include "builtin/dial.h"
+#include "builtin/policy.h"
+#include "builtin/proxy.h"
+#include "common/log.h"
+#include "common/xmalloc.h"
+
+#define DIAL_MAX_CANDIDATES	16
+
+struct dial {
+	struct server			*srv;
+	struct dest			 dest;
+	dial_cb				*cb;
+	void				*arg;
+	struct evdns_getaddrinfo_request *req;
+	bool				 resolved;
+	bool				 cancelled;
+	bool				 pinned;
+	struct sockaddr_storage		 cand[DIAL_MAX_CANDIDATES];
+	size_t				 ncand;
+	size_t				 next;
+	int				 fd;
+	struct event			*ev;		/* connect / step */
+	struct dial_result		 res;		/* first failure */
+	bool				 have_failure;
+};
+
+static void	step(evutil_socket_t, short, void *);
+
+static socklen_t
+sa_len(const struct sockaddr *sa)
+{
+	return sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) :
+	    sizeof(struct sockaddr_in);
+}
+
+static void
+set_port(struct sockaddr_storage *ss, uint16_t port)
+{
+	if (ss->ss_family == AF_INET)
+		((struct sockaddr_in *)ss)->sin_port = htons(port);
+	else
+		((struct sockaddr_in6 *)ss)->sin6_port = htons(port);
+}
+
+static void
+dial_free(struct dial *d)
+{
+	if (d->fd != -1)
+		close(d->fd);
+	if (d->ev != NULL)
+		event_free(d->ev);
+	free(d);
+}
+
+/* Hand the result over and free the dial. */
+static void
+finish(struct dial *d, int fd)
+{
+	dial_cb		*cb = d->cb;
+	void		*arg = d->arg;
+	struct dial_result res = d->res;
+
+	if (fd != -1)
+		res.status = 0;
+	d->fd = -1;
+	dial_free(d);
+	cb(fd, &res, arg);
+}
+
+/* Remember the first failure: it is what the client is told. */
+static void
+fail(struct dial *d, int status, const char *rule, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void
+fail(struct dial *d, int status, const char *rule, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (d->have_failure)
+		return;
+	d->have_failure = true;
+	d->res.status = status;
+	d->res.rule = rule;
+	va_start(ap, fmt);
+	vsnprintf(d->res.reason, sizeof d->res.reason, fmt, ap);
+	va_end(ap);
+}
+
+/* Drop candidates the policy refuses (SPEC §5, stage 2). */
+static void
+guard(struct dial *d)
+{
+	size_t kept = 0;
+
+	for (size_t i = 0; i < d->ncand; i++) {
+		struct verdict v;
+
+		policy_check_addr(d->srv->policy, &d->dest,
+		    (struct sockaddr *)&d->cand[i], d->pinned, &v);
+		if (!v.allow) {
+			fail(d, 403, v.rule, "%s", v.reason);
+			memcpy(&d->res.addr, &d->cand[i], sizeof d->cand[i]);
+			continue;
+		}
+		d->cand[kept++] = d->cand[i];
+	}
+	d->ncand = kept;
+}
+
+static void
+schedule(struct dial *d)
+{
+	if (d->ev != NULL)
+		event_free(d->ev);
+	d->ev = event_new(d->srv->base, -1, 0, step, d);
+	event_active(d->ev, EV_TIMEOUT, 0);
+}
+
+static void
+on_resolved(int err, struct evutil_addrinfo *ai, void *arg)
+{
+	struct dial *d = arg;
+
+	d->req = NULL;
+	d->resolved = true;
+	if (d->cancelled) {
+		if (ai != NULL)
+			evutil_freeaddrinfo(ai);
+		dial_free(d);
+		return;
+	}
+	if (err != 0)
+		fail(d, 502, NULL, "cannot resolve %s: %s", d->dest.host,
+		    evutil_gai_strerror(err));
+	for (struct evutil_addrinfo *a = ai; a != NULL &&
+	    d->ncand < DIAL_MAX_CANDIDATES; a = a->ai_next) {
+		if (a->ai_family != AF_INET && a->ai_family != AF_INET6)
+			continue;
+		memcpy(&d->cand[d->ncand], a->ai_addr, a->ai_addrlen);
+		set_port(&d->cand[d->ncand++], d->dest.port);
+	}
+	if (ai != NULL)
+		evutil_freeaddrinfo(ai);
+	guard(d);
+	schedule(d);
+}
+
+/* Try the next candidate, or report. */
+static void
+try_next(struct dial *d)
+{
+	struct timeval	 tv = { PROXY_CONNECT_TIMEOUT, 0 };
+	struct sockaddr	*sa;
+	char		 a[64];
+	int		 one = 1;
+
+	while (d->next < d->ncand) {
+		sa = (struct sockaddr *)&d->cand[d->next++];
+		d->fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK |
+		    SOCK_CLOEXEC, 0);
+		if (d->fd == -1) {
+			fail(d, 502, NULL, "cannot connect to %s: socket: %s",
+			    d->dest.host, strerror(errno));
+			continue;
+		}
+		setsockopt(d->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+		if (connect(d->fd, sa, sa_len(sa)) == 0 || errno == EINPROGRESS) {
+			memcpy(&d->res.addr, sa, sa_len(sa));
+			if (d->ev != NULL)
+				event_free(d->ev);
+			d->ev = event_new(d->srv->base, d->fd, EV_WRITE, step,
+			    d);
+			event_add(d->ev, &tv);
+			return;
+		}
+		addr_ntop(sa, a, sizeof a);
+		fail(d, 502, NULL, "cannot connect to %s (%s port %u): %s",
+		    d->dest.host, a, d->dest.port, strerror(errno));
+		close(d->fd);
+		d->fd = -1;
+	}
+	if (!d->have_failure)
+		fail(d, 502, NULL, "%s has no usable address", d->dest.host);
+	finish(d, -1);
+}
+
+static void
+step(evutil_socket_t fd, short what, void *arg)
+{
+	struct dial	*d = arg;
+	socklen_t	 len = sizeof(int);
+	int		 err = 0, cfd;
+	char		 a[64];
+
+	(void)fd;
+	if (d->fd == -1) {		/* candidates are ready */
+		try_next(d);
+		return;
+	}
+	addr_ntop((struct sockaddr *)&d->res.addr, a, sizeof a);
+	if (what & EV_TIMEOUT) {
+		fail(d, 504, NULL, "connecting to %s (%s port %u) timed out "
+		    "after %d s", d->dest.host, a, d->dest.port,
+		    PROXY_CONNECT_TIMEOUT);
+	} else if (getsockopt(d->fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 &&
+	    err == 0) {
+		cfd = d->fd;
+		d->fd = -1;
+		finish(d, cfd);
+		return;
+	} else
+		fail(d, 502, NULL, "cannot connect to %s (%s port %u): %s",
+		    d->dest.host, a, d->dest.port, strerror(err ? err : errno));
+	close(d->fd);
+	d->fd = -1;
+	try_next(d);
+}
+
+struct dial *
+dial_start(struct server *srv, const struct dest *dest, dial_cb *cb,
+    void *arg)
+{
+	struct dial			*d = xcalloc(1, sizeof *d);
+	struct evutil_addrinfo		 hints;
+	struct evdns_getaddrinfo_request *req;
+
+	d->srv = srv;
+	d->dest = *dest;
+	d->cb = cb;
+	d->arg = arg;
+	d->fd = -1;
+
+	d->ncand = policy_pinned(srv->policy, dest, d->cand,
+	    DIAL_MAX_CANDIDATES);
+	if (d->ncand > 0) {
+		d->pinned = true;
+	} else if (dest->kind == ADDR_IPV4) {
+		struct sockaddr_in *sin = (struct sockaddr_in *)&d->cand[0];
+		sin->sin_family = AF_INET;
+		sin->sin_addr = dest->v4;
+		sin->sin_port = htons(dest->port);
+		d->ncand = 1;
+	} else if (dest->kind == ADDR_IPV6) {
+		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&d->cand[0];
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_addr = dest->v6;
+		sin6->sin6_port = htons(dest->port);
+		d->ncand = 1;
+	} else {
+		memset(&hints, 0, sizeof hints);
+		hints.ai_family = AF_UNSPEC;
+		hints.ai_socktype = SOCK_STREAM;
+		hints.ai_protocol = IPPROTO_TCP;
+		hints.ai_flags = EVUTIL_AI_ADDRCONFIG;
+		req = evdns_getaddrinfo(srv->dns, dest->host, NULL, &hints,
+		    on_resolved, d);
+		/* The callback may already have run (hosts file, cache). */
+		if (!d->resolved)
+			d->req = req;
+		return d;
+	}
+	guard(d);
+	schedule(d);
+	return d;
+}
+
+void
+dial_cancel(struct dial *d)
+{
+	if (d == NULL)
+		return;
+	if (d->req != NULL) {
+		/* evdns calls on_resolved later with EAI_CANCEL: free there. */
+		d->cancelled = true;
+		evdns_getaddrinfo_cancel(d->req);
+		return;
+	}
+	dial_free(d);
+}

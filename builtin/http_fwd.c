@@ -1,0 +1,609 @@
+/*
+ * Plain-HTTP forwarding. The request head is rebuilt for the origin (origin
+ * form, Host from the URI's authority, hop-by-hop fields dropped), bodies
+ * are moved buffer to buffer (never copied whole, never held whole) as far
+ * as the receiving side's output allows, and the response head is rebuilt
+ * for the client. Chunked bodies pass through the chunked parser so the
+ * proxy always knows where a message ends: keep-alive on both sides, and
+ * an idle origin connection goes back to the pool.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "builtin/dial.h"
+#include "builtin/http_fwd.h"
+#include "builtin/proxy.h"
+#include "common/log.h"
+#include "common/xmalloc.h"
+
+struct origin {
+	struct server		*srv;
+	struct bufferevent	*bev;
+	struct conn		*conn;		/* NULL while pooled */
+	TAILQ_ENTRY(origin)	 entry;
+	char			 key[ADDR_HOST_MAX + 8];	/* host:port */
+	size_t			 scanned;	/* response head search */
+};
+
+static void	origin_read(struct bufferevent *, void *);
+static void	origin_write(struct bufferevent *, void *);
+static void	origin_event(struct bufferevent *, short, void *);
+static void	pump_request(struct conn *);
+static void	pump_response(struct conn *);
+
+static void
+make_key(char *key, size_t len, const struct dest *d)
+{
+	snprintf(key, len, "%s:%u", d->host, d->port);
+}
+
+void
+http_fwd_origin_free(struct origin *o)
+{
+	if (o == NULL)
+		return;
+	if (o->conn == NULL) {
+		TAILQ_REMOVE(&o->srv->pool, o, entry);
+		o->srv->npool--;
+	}
+	bufferevent_free(o->bev);	/* CLOSE_ON_FREE */
+	free(o);
+}
+
+void
+http_fwd_pool_flush(struct server *srv)
+{
+	struct origin *o;
+
+	while ((o = TAILQ_FIRST(&srv->pool)) != NULL)
+		http_fwd_origin_free(o);
+}
+
+static void
+pool_put(struct origin *o)
+{
+	struct server	*srv = o->srv;
+	struct timeval	 idle = { PROXY_POOL_IDLE, 0 };
+
+	if (srv->npool >= PROXY_POOL_MAX)
+		http_fwd_origin_free(TAILQ_LAST(&srv->pool, origin_list));
+	o->conn = NULL;
+	o->scanned = 0;
+	TAILQ_INSERT_HEAD(&srv->pool, o, entry);
+	srv->npool++;
+	/* Idle: any byte, EOF or the idle timeout closes it. */
+	bufferevent_set_timeouts(o->bev, &idle, NULL);
+	bufferevent_enable(o->bev, EV_READ);
+}
+
+static struct origin *
+pool_get(struct server *srv, const char *key)
+{
+	struct origin *o;
+
+	TAILQ_FOREACH(o, &srv->pool, entry) {
+		if (strcmp(o->key, key) != 0)
+			continue;
+		TAILQ_REMOVE(&srv->pool, o, entry);
+		srv->npool--;
+		return o;
+	}
+	return NULL;
+}
+
+static struct origin *
+origin_new(struct server *srv, int fd, const char *key)
+{
+	struct origin *o = xcalloc(1, sizeof *o);
+
+	o->srv = srv;
+	snprintf(o->key, sizeof o->key, "%s", key);
+	o->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	bufferevent_setwatermark(o->bev, EV_READ, 0, PROXY_HIGH_WATER);
+	bufferevent_setwatermark(o->bev, EV_WRITE, PROXY_HIGH_WATER / 2, 0);
+	bufferevent_set_max_single_read(o->bev, 128 * 1024);
+	bufferevent_set_max_single_write(o->bev, 128 * 1024);
+	return o;
+}
+
+/* Give the request to an origin connection and start moving bytes. */
+static void
+attach(struct conn *c, struct origin *o)
+{
+	struct timeval	 rt = { PROXY_RESPONSE_TIMEOUT, 0 };
+	struct evbuffer	*out = bufferevent_get_output(o->bev);
+
+	o->conn = c;
+	o->scanned = 0;
+	c->origin = o;
+	c->state = CONN_HTTP;
+	bufferevent_setcb(o->bev, origin_read, origin_write, origin_event, o);
+	bufferevent_set_timeouts(o->bev, &rt, NULL);
+	/* A copy: the head is sent again if a pooled origin turns out to
+	 * have closed just now. Heads are small. */
+	c->req.bytes_up += evbuffer_get_length(c->req.out_head);
+	evbuffer_add(out, evbuffer_pullup(c->req.out_head, -1),
+	    evbuffer_get_length(c->req.out_head));
+	bufferevent_enable(o->bev, EV_READ | EV_WRITE);
+	bufferevent_enable(c->client, EV_READ);
+	pump_request(c);
+	if (c->state == CONN_HTTP)
+		pump_response(c);
+}
+
+static void
+dialed(int fd, const struct dial_result *res, void *arg)
+{
+	struct conn	*c = arg;
+	char		 key[sizeof ((struct origin *)0)->key];
+
+	c->dial = NULL;
+	if (fd == -1) {
+		conn_error(c, res->status, res->reason, res->rule);
+		return;
+	}
+	make_key(key, sizeof key, &c->req.dest);
+	attach(c, origin_new(c->srv, fd, key));
+}
+
+/* An origin: a pooled one for the same host and port, else a new dial. */
+static void
+acquire(struct conn *c)
+{
+	struct origin	*o;
+	char		 key[sizeof o->key];
+
+	make_key(key, sizeof key, &c->req.dest);
+	if (!c->req.retried && (o = pool_get(c->srv, key)) != NULL) {
+		c->req.reused = true;
+		attach(c, o);
+		return;
+	}
+	c->req.reused = false;
+	c->state = CONN_DIAL;
+	c->dial = dial_start(c->srv, &c->req.dest, dialed, c);
+}
+
+/* Append one header line. */
+static void
+add_header(struct evbuffer *b, const struct http_header *h)
+{
+	evbuffer_add(b, h->name.p, h->name.len);
+	evbuffer_add(b, ": ", 2);
+	evbuffer_add(b, h->value.p, h->value.len);
+	evbuffer_add(b, "\r\n", 2);
+}
+
+void
+http_fwd_start(struct conn *c, const struct http_request *req, size_t headlen)
+{
+	struct request	*r = &c->req;
+	struct evbuffer	*h = evbuffer_new();
+
+	/* Origin form, HTTP/1.1; the URI's authority becomes the Host. */
+	evbuffer_add(h, req->method.p, req->method.len);
+	evbuffer_add(h, " ", 1);
+	evbuffer_add(h, req->path.p, req->path.len);
+	evbuffer_add(h, " HTTP/1.1\r\nHost: ", 17);
+	if (r->dest.kind == ADDR_IPV6)
+		evbuffer_add_printf(h, "[%s]", r->dest.host);
+	else
+		evbuffer_add(h, r->dest.host, strlen(r->dest.host));
+	if (r->dest.port != 80)
+		evbuffer_add_printf(h, ":%u", r->dest.port);
+	evbuffer_add(h, "\r\n", 2);
+	for (size_t i = 0; i < req->nheaders; i++) {
+		const struct http_header *hd = &req->headers[i];
+		if (http_slice_eq(hd->name, "host") ||
+		    http_is_hop_by_hop(req->headers, req->nheaders, hd))
+			continue;
+		add_header(h, hd);
+	}
+	if (req->body == HTTP_BODY_CHUNKED)
+		evbuffer_add(h, "Transfer-Encoding: chunked\r\n", 28);
+	evbuffer_add(h, "\r\n", 2);
+
+	r->out_head = h;
+	r->req_body = req->body;
+	r->req_left = req->content_length;
+	http_chunked_init(&r->req_chunked);
+	r->req_done = req->body == HTTP_BODY_NONE ||
+	    (req->body == HTTP_BODY_LENGTH && req->content_length == 0);
+	evbuffer_drain(bufferevent_get_input(c->client), headlen);
+	acquire(c);
+}
+
+/*
+ * Walk chunked framing over the first bytes of src; return how many bytes
+ * form complete runs, and (when data_only) move only chunk data to dst,
+ * dropping the framing. Returns -1 on bad framing.
+ */
+static ssize_t
+move_chunked(struct evbuffer *src, struct evbuffer *dst,
+    struct http_chunked *st, size_t limit, bool data_only)
+{
+	struct evbuffer_iovec	 v[8];
+	size_t			 total = 0;
+	int			 n;
+
+	while (total < limit && !http_chunked_done(st)) {
+		struct evbuffer_ptr	p;
+		size_t			off = total;
+
+		/* Peek at what follows the bytes already judged. */
+		if (data_only)
+			off = 0;	/* judged bytes were removed */
+		if (evbuffer_ptr_set(src, &p, off, EVBUFFER_PTR_SET) != 0)
+			break;
+		n = evbuffer_peek(src, -1, &p, v, 8);
+		if (n <= 0)
+			break;
+		size_t len = v[0].iov_len;
+		if (len == 0)
+			break;
+		if (len > limit - total)
+			len = limit - total;
+		bool	is_data;
+		ssize_t	r = http_chunked_step(st, v[0].iov_base, len,
+		    &is_data);
+		if (r < 0)
+			return -1;
+		if (r == 0)
+			break;
+		if (data_only) {
+			if (is_data)
+				evbuffer_remove_buffer(src, dst, (size_t)r);
+			else
+				evbuffer_drain(src, (size_t)r);
+		}
+		total += (size_t)r;
+	}
+	if (!data_only && total > 0)
+		evbuffer_remove_buffer(src, dst, total);
+	return (ssize_t)total;
+}
+
+/* Client -> origin: the request body, as far as the origin takes it. */
+static void
+pump_request(struct conn *c)
+{
+	struct request	*r = &c->req;
+	struct evbuffer	*in, *out;
+	size_t		 room, avail, n;
+	ssize_t		 m;
+
+	if (r->req_done || c->origin == NULL)
+		return;
+	in = bufferevent_get_input(c->client);
+	out = bufferevent_get_output(c->origin->bev);
+	while (!r->req_done && (avail = evbuffer_get_length(in)) > 0) {
+		size_t queued = evbuffer_get_length(out);
+		if (queued >= PROXY_HIGH_WATER)
+			return;		/* origin_write resumes */
+		room = PROXY_HIGH_WATER - queued;
+		if (r->req_body == HTTP_BODY_LENGTH) {
+			n = avail < room ? avail : room;
+			if (n > r->req_left)
+				n = (size_t)r->req_left;
+			evbuffer_remove_buffer(in, out, n);
+			r->req_left -= n;
+			r->bytes_up += n;
+			if (r->req_left == 0)
+				r->req_done = true;
+		} else {
+			m = move_chunked(in, out, &r->req_chunked,
+			    avail < room ? avail : room, false);
+			if (m < 0) {
+				conn_close(c, "bad chunked framing in the "
+				    "request body");
+				return;
+			}
+			if (m == 0)
+				break;
+			r->bytes_up += (uint64_t)m;
+			if (http_chunked_done(&r->req_chunked))
+				r->req_done = true;
+		}
+	}
+}
+
+/* Build the client's response head from the origin's. */
+static void
+write_response_head(struct conn *c, const struct http_response *resp)
+{
+	struct request	*r = &c->req;
+	struct evbuffer	*out = bufferevent_get_output(c->client);
+	size_t		 before = evbuffer_get_length(out);
+
+	evbuffer_add_printf(out, "HTTP/1.%d %d ", r->client_minor,
+	    resp->status);
+	evbuffer_add(out, resp->reason.p, resp->reason.len);
+	evbuffer_add(out, "\r\n", 2);
+	for (size_t i = 0; i < resp->nheaders; i++) {
+		const struct http_header *h = &resp->headers[i];
+		if (http_is_hop_by_hop(resp->headers, resp->nheaders, h))
+			continue;
+		add_header(out, h);
+	}
+	if (resp->status >= 200) {
+		if (resp->body == HTTP_BODY_CHUNKED && !r->resp_dechunk)
+			evbuffer_add(out, "Transfer-Encoding: chunked\r\n", 28);
+		if (!r->client_keepalive)
+			evbuffer_add(out, "Connection: close\r\n", 19);
+		else if (r->client_minor == 0)
+			evbuffer_add(out, "Connection: keep-alive\r\n", 24);
+	}
+	evbuffer_add(out, "\r\n", 2);
+	r->bytes_down += evbuffer_get_length(out) - before;
+}
+
+/* A complete response head is at the start of the origin's input? */
+static int
+parse_response_head(struct conn *c)
+{
+	struct request		*r = &c->req;
+	struct origin		*o = c->origin;
+	struct evbuffer		*in = bufferevent_get_input(o->bev);
+	struct evbuffer_ptr	 p;
+	struct http_response	 resp;
+	size_t			 len = evbuffer_get_length(in), headlen;
+	int			 n;
+
+	if (len == 0)
+		return 0;
+	evbuffer_ptr_set(in, &p, o->scanned > 3 ? o->scanned - 3 : 0,
+	    EVBUFFER_PTR_SET);
+	p = evbuffer_search(in, "\r\n\r\n", 4, &p);
+	if (p.pos == -1) {
+		o->scanned = len;
+		if (len > HTTP_HEAD_MAX) {
+			conn_error(c, 502, "the origin's response head is too "
+			    "large", NULL);
+			return -1;
+		}
+		return 0;
+	}
+	headlen = (size_t)p.pos + 4;
+	n = http_parse_response(evbuffer_pullup(in, (ssize_t)headlen), headlen,
+	    r->head, false, &resp);
+	o->scanned = 0;
+	if (n < 0) {
+		char why[160];
+		snprintf(why, sizeof why, "bad response from the origin: %s",
+		    http_parse_strerror(n));
+		conn_error(c, 502, why, NULL);
+		return -1;
+	}
+	if (resp.status == 101) {
+		conn_error(c, 502, "the origin switched protocols unasked",
+		    NULL);
+		return -1;
+	}
+	if (resp.status < 200) {
+		/* Interim (100 Continue &c): HTTP/1.0 clients never see it. */
+		if (r->client_minor >= 1)
+			write_response_head(c, &resp);
+		evbuffer_drain(in, (size_t)n);
+		return 1;
+	}
+	r->status = resp.status;
+	r->resp_body = resp.body;
+	r->resp_left = resp.content_length;
+	r->resp_keepalive = resp.keep_alive;
+	http_chunked_init(&r->resp_chunked);
+	if (resp.body == HTTP_BODY_CHUNKED && r->client_minor == 0)
+		r->resp_dechunk = true;
+	if (resp.body == HTTP_BODY_CLOSE || r->resp_dechunk)
+		r->client_keepalive = false;
+	write_response_head(c, &resp);
+	evbuffer_drain(in, (size_t)n);
+	r->resp_head_done = true;
+	r->resp_done = resp.body == HTTP_BODY_NONE ||
+	    (resp.body == HTTP_BODY_LENGTH && resp.content_length == 0);
+	return 1;
+}
+
+/* Request and response are both over: audit, pool, next request. */
+static void
+finish(struct conn *c)
+{
+	struct request	*r = &c->req;
+	struct origin	*o = c->origin;
+	bool		 reuse;
+
+	conn_audit(c, "request", "allow", NULL);
+	c->in_request = false;
+	reuse = r->resp_keepalive && r->req_done &&
+	    evbuffer_get_length(bufferevent_get_input(o->bev)) == 0 &&
+	    evbuffer_get_length(bufferevent_get_output(o->bev)) == 0;
+	c->origin = NULL;
+	if (reuse)
+		pool_put(o);
+	else {
+		o->conn = c;	/* not pooled: free without unlinking */
+		http_fwd_origin_free(o);
+	}
+	if (r->client_keepalive && r->req_done) {
+		conn_request_done(c);
+		return;
+	}
+	conn_finish(c);
+}
+
+/* Origin -> client: the response, as far as the client takes it. */
+static void
+pump_response(struct conn *c)
+{
+	struct request	*r = &c->req;
+	struct evbuffer	*in, *out;
+	size_t		 avail, room, n;
+	ssize_t		 m;
+	int		 h;
+
+	while (c->state == CONN_HTTP && !r->resp_head_done)
+		if ((h = parse_response_head(c)) <= 0)
+			return;
+	if (c->state != CONN_HTTP)
+		return;
+	in = bufferevent_get_input(c->origin->bev);
+	out = bufferevent_get_output(c->client);
+	while (!r->resp_done && (avail = evbuffer_get_length(in)) > 0) {
+		size_t queued = evbuffer_get_length(out);
+		if (queued >= PROXY_HIGH_WATER)
+			return;		/* client_write resumes */
+		room = PROXY_HIGH_WATER - queued;
+		switch (r->resp_body) {
+		case HTTP_BODY_LENGTH:
+			n = avail < room ? avail : room;
+			if (n > r->resp_left)
+				n = (size_t)r->resp_left;
+			evbuffer_remove_buffer(in, out, n);
+			r->resp_left -= n;
+			r->bytes_down += n;
+			if (r->resp_left == 0)
+				r->resp_done = true;
+			break;
+		case HTTP_BODY_CHUNKED:
+			m = move_chunked(in, out, &r->resp_chunked,
+			    avail < room ? avail : room, r->resp_dechunk);
+			if (m < 0) {
+				conn_close(c, "bad chunked framing from the "
+				    "origin");
+				return;
+			}
+			if (m == 0) {
+				if (r->origin_eof)	/* cut mid-chunk */
+					conn_close(c, "the origin closed "
+					    "mid-response");
+				return;
+			}
+			r->bytes_down += (uint64_t)m;
+			if (http_chunked_done(&r->resp_chunked))
+				r->resp_done = true;
+			break;
+		default:	/* until the origin closes */
+			n = avail < room ? avail : room;
+			evbuffer_remove_buffer(in, out, n);
+			r->bytes_down += n;
+			break;
+		}
+	}
+	if (!r->resp_done && r->origin_eof && evbuffer_get_length(in) == 0) {
+		if (r->resp_body != HTTP_BODY_CLOSE) {
+			conn_close(c, "the origin closed mid-response");
+			return;
+		}
+		r->resp_done = true;	/* the close was the end */
+	}
+	if (r->resp_done) {
+		if (!r->req_done) {
+			/* Answered before the whole body arrived: the
+			 * connection cannot carry another request. */
+			r->client_keepalive = false;
+			r->resp_keepalive = false;
+		}
+		finish(c);
+	}
+}
+
+void
+http_fwd_client_read(struct conn *c)
+{
+	pump_request(c);
+}
+
+void
+http_fwd_client_drained(struct conn *c)
+{
+	if (c->origin != NULL)
+		pump_response(c);
+}
+
+void
+http_fwd_client_eof(struct conn *c)
+{
+	if (!c->req.req_done) {
+		conn_close(c, "client closed mid-request");
+		return;
+	}
+	/* Half-closed after its request: answer, then close. */
+	c->req.client_keepalive = false;
+}
+
+static void
+origin_read(struct bufferevent *bev, void *arg)
+{
+	struct origin *o = arg;
+
+	(void)bev;
+	if (o->conn == NULL) {		/* pooled: unexpected bytes */
+		http_fwd_origin_free(o);
+		return;
+	}
+	pump_response(o->conn);
+}
+
+static void
+origin_write(struct bufferevent *bev, void *arg)
+{
+	struct origin *o = arg;
+
+	(void)bev;
+	if (o->conn != NULL)
+		pump_request(o->conn);
+}
+
+/* The origin closed or failed. */
+static void
+origin_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct origin	*o = arg;
+	struct conn	*c = o->conn;
+	struct request	*r;
+
+	(void)bev;
+	if (c == NULL) {		/* pooled: EOF or idle timeout */
+		http_fwd_origin_free(o);
+		return;
+	}
+	r = &c->req;
+	if (what & BEV_EVENT_TIMEOUT) {
+		if (!r->resp_head_done)
+			conn_error(c, 504, "the origin did not answer in time",
+			    NULL);
+		else
+			conn_close(c, "the origin stalled mid-response");
+		return;
+	}
+	/* Whatever arrived before the EOF is still to be delivered; the
+	 * pump ends the response, or notices it was cut short. */
+	r->origin_eof = true;
+	r->resp_keepalive = false;
+	pump_response(c);
+	if (c->state != CONN_HTTP || c->origin != o || r->resp_head_done)
+		return;
+	if (r->reused && !r->retried && r->req_body == HTTP_BODY_NONE &&
+	    evbuffer_get_length(bufferevent_get_input(o->bev)) == 0) {
+		/* A pooled connection the origin had just closed: send the
+		 * request again on a fresh one. */
+		r->retried = true;
+		r->origin_eof = false;
+		r->resp_keepalive = false;
+		c->origin = NULL;
+		o->conn = c;
+		http_fwd_origin_free(o);
+		acquire(c);
+		return;
+	}
+	conn_error(c, 502, (what & BEV_EVENT_ERROR) && errno ?
+	    strerror(errno) : "the origin closed the connection without "
+	    "answering", NULL);
+}

@@ -1,0 +1,351 @@
+/*
+ * The built-in proxy's listener and its shared context: policy from the
+ * configuration, the resolver, the audit log, the connection list. Accept
+ * never busy-loops: at the connection limit a client gets a polite 503; out
+ * of descriptors, a reserved one is freed to answer, and accepting pauses
+ * briefly.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <ifaddrs.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/dns.h>
+#include <event2/event.h>
+
+#include "builtin/audit.h"
+#include "builtin/http_fwd.h"
+#include "builtin/policy.h"
+#include "builtin/proxy.h"
+#include "builtin/server.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "common/xmalloc.h"
+#include "launcher/config.h"
+
+#define ACCEPT_BURST		64
+#define ACCEPT_PAUSE_MS		100
+
+long long
+server_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void
+on_reap(evutil_socket_t fd, short what, void *arg)
+{
+	struct server	*srv = arg;
+	struct conn	*c;
+
+	(void)fd;
+	(void)what;
+	while ((c = TAILQ_FIRST(&srv->dead)) != NULL) {
+		TAILQ_REMOVE(&srv->dead, c, entry);
+		conn_free(c);
+	}
+}
+
+void
+server_conn_dead(struct server *srv, struct conn *c)
+{
+	TAILQ_INSERT_TAIL(&srv->dead, c, entry);
+	event_active(srv->reap_ev, EV_TIMEOUT, 0);
+}
+
+/* Best effort, on a fresh socket: the answer fits its send buffer. */
+static void
+refuse(int fd, const char *reason)
+{
+	char	buf[256];
+	int	n;
+
+	n = snprintf(buf, sizeof buf, "HTTP/1.1 503 Service Unavailable\r\n"
+	    "X-Egress-Run-Reason: %s\r\nContent-Length: 0\r\n"
+	    "Connection: close\r\n\r\n", reason);
+	(void)!write(fd, buf, (size_t)n);
+	close(fd);
+}
+
+static void
+on_accept_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *srv = arg;
+
+	(void)fd;
+	(void)what;
+	event_add(srv->accept_ev, NULL);
+}
+
+/* Out of descriptors: free the reserve to refuse one, then pause. */
+static void
+out_of_fds(struct server *srv)
+{
+	static long long	 warned;
+	struct timeval		 tv = { 0, ACCEPT_PAUSE_MS * 1000 };
+	int			 fd;
+
+	if (srv->reserve_fd != -1) {
+		close(srv->reserve_fd);
+		fd = accept4(srv->lfd, NULL, NULL, SOCK_CLOEXEC);
+		if (fd != -1)
+			refuse(fd, "the proxy is out of file descriptors");
+		srv->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	}
+	if (server_now_ms() - warned > 5000) {
+		log_warn("out of file descriptors (%u connections open): "
+		    "refusing new ones for now; raise 'ulimit -n'",
+		    srv->nconns);
+		warned = server_now_ms();
+	}
+	event_del(srv->accept_ev);
+	evtimer_add(srv->accept_timer, &tv);
+}
+
+static void
+on_accept(evutil_socket_t lfd, short what, void *arg)
+{
+	struct server		*srv = arg;
+	struct sockaddr_storage	 ss;
+	socklen_t		 len;
+	int			 fd, one = 1;
+
+	(void)what;
+	for (int i = 0; i < ACCEPT_BURST; i++) {
+		len = sizeof ss;
+		fd = accept4(lfd, (struct sockaddr *)&ss, &len,
+		    SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd == -1) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			if (errno == EMFILE || errno == ENFILE ||
+			    errno == ENOBUFS || errno == ENOMEM)
+				out_of_fds(srv);
+			return;
+		}
+		if (srv->nconns >= srv->max_conns) {
+			refuse(fd, "connection limit reached (--max-conns)");
+			continue;
+		}
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+		(void)conn_new(srv, fd, (struct sockaddr *)&ss, len);
+	}
+}
+
+static int
+load_policy(struct server *srv, const struct config *cfg, char *err,
+    size_t errlen)
+{
+	for (size_t i = 0; i < cfg->allow.n; i++)
+		if (policy_allow(srv->policy, cfg->allow.v[i], err, errlen)
+		    != 0)
+			return -1;
+	for (size_t i = 0; i < cfg->deny.n; i++)
+		if (policy_deny(srv->policy, cfg->deny.v[i], err, errlen) != 0)
+			return -1;
+	for (size_t i = 0; i < cfg->resolve.n; i++)
+		if (policy_pin(srv->policy, cfg->resolve.v[i], err, errlen)
+		    != 0)
+			return -1;
+	return 0;
+}
+
+/* This host's own addresses are guarded like loopback (SPEC §5). */
+static void
+add_local_addrs(struct policy *p)
+{
+	struct ifaddrs *ifa, *i;
+
+	if (getifaddrs(&ifa) == -1)
+		return;
+	for (i = ifa; i != NULL; i = i->ifa_next)
+		if (i->ifa_addr != NULL && (i->ifa_addr->sa_family == AF_INET ||
+		    i->ifa_addr->sa_family == AF_INET6))
+			policy_add_local(p, i->ifa_addr);
+	freeifaddrs(ifa);
+}
+
+static int
+open_listener(struct server *srv, const char *listen_spec, char *err,
+    size_t errlen, bool *fatal)
+{
+	struct addrinfo	 hints, *res = NULL;
+	char		*host = NULL, port[8];
+	unsigned	 p;
+	socklen_t	 len = sizeof srv->laddr;
+	int		 fd = -1, one = 1, e;
+
+	if (util_hostport(listen_spec, &host, &p, true) != 0) {
+		snprintf(err, errlen, "--listen '%s' is not ADDR:PORT (e.g. "
+		    "127.0.0.1:8080)", listen_spec);
+		*fatal = true;
+		return -1;
+	}
+	memset(&hints, 0, sizeof hints);
+	hints.ai_flags = AI_NUMERICHOST | AI_PASSIVE;
+	hints.ai_socktype = SOCK_STREAM;
+	snprintf(port, sizeof port, "%u", p);
+	if ((e = getaddrinfo(host, port, &hints, &res)) != 0) {
+		snprintf(err, errlen, "--listen '%s': '%s' is not an IP "
+		    "address", listen_spec, host);
+		*fatal = true;
+		free(host);
+		return -1;
+	}
+	fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+	    0);
+	if (fd == -1 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) == -1 ||
+	    bind(fd, res->ai_addr, res->ai_addrlen) == -1 ||
+	    listen(fd, 1024) == -1 ||
+	    getsockname(fd, (struct sockaddr *)&srv->laddr, &len) == -1) {
+		snprintf(err, errlen, "cannot listen on %s: %s", listen_spec,
+		    strerror(errno));
+		if (fd != -1)
+			close(fd);
+		freeaddrinfo(res);
+		free(host);
+		return -1;
+	}
+	freeaddrinfo(res);
+	free(host);
+	srv->lfd = fd;
+	srv->port = ntohs(srv->laddr.ss_family == AF_INET ?
+	    ((struct sockaddr_in *)&srv->laddr)->sin_port :
+	    ((struct sockaddr_in6 *)&srv->laddr)->sin6_port);
+	/* What clients dial: a wildcard listener is reached on loopback. */
+	if (srv->laddr.ss_family == AF_INET &&
+	    ((struct sockaddr_in *)&srv->laddr)->sin_addr.s_addr == INADDR_ANY)
+		snprintf(srv->host, sizeof srv->host, "127.0.0.1");
+	else if (srv->laddr.ss_family == AF_INET6 && IN6_IS_ADDR_UNSPECIFIED(
+	    &((struct sockaddr_in6 *)&srv->laddr)->sin6_addr))
+		snprintf(srv->host, sizeof srv->host, "::1");
+	else
+		addr_ntop((struct sockaddr *)&srv->laddr, srv->host,
+		    sizeof srv->host);
+	return 0;
+}
+
+struct server *
+server_start(struct event_base *base, const struct config *cfg, char *err,
+    size_t errlen, bool *fatal)
+{
+	struct server	*srv = xcalloc(1, sizeof *srv);
+
+	*fatal = false;
+	srv->base = base;
+	srv->cfg = cfg;
+	srv->lfd = -1;
+	srv->reserve_fd = -1;
+	srv->max_conns = cfg->max_conns;
+	TAILQ_INIT(&srv->conns);
+	TAILQ_INIT(&srv->dead);
+	TAILQ_INIT(&srv->pool);
+	srv->policy = policy_new();
+	if (load_policy(srv, cfg, err, errlen) != 0) {
+		*fatal = true;
+		goto fail;
+	}
+	if (cfg->audit != NULL &&
+	    (srv->audit = audit_open(base, cfg->audit)) == NULL) {
+		snprintf(err, errlen, "cannot open the audit log '%s': %s",
+		    cfg->audit, strerror(errno));
+		*fatal = true;
+		goto fail;
+	}
+	if (open_listener(srv, cfg->listen ? cfg->listen : "127.0.0.1:0", err,
+	    errlen, fatal) != 0)
+		goto fail;
+	policy_set_self(srv->policy, (struct sockaddr *)&srv->laddr);
+	add_local_addrs(srv->policy);
+
+	srv->dns = evdns_base_new(base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
+	    EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+	if (srv->dns == NULL) {
+		snprintf(err, errlen, "cannot set up the resolver");
+		goto fail;
+	}
+	evdns_base_set_option(srv->dns, "timeout:", "3");
+	evdns_base_set_option(srv->dns, "attempts:", "2");
+	evdns_base_set_option(srv->dns, "randomize-case:", "0");
+
+	srv->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	srv->reap_ev = event_new(base, -1, 0, on_reap, srv);
+	srv->accept_timer = evtimer_new(base, on_accept_timer, srv);
+	srv->accept_ev = event_new(base, srv->lfd, EV_READ | EV_PERSIST,
+	    on_accept, srv);
+	event_add(srv->accept_ev, NULL);
+	if (!policy_has_allow(srv->policy))
+		log_warn("notice: no --allow pattern given: every destination "
+		    "that is not denied is allowed");
+	log_info("built-in proxy listening on %s port %u", srv->host,
+	    srv->port);
+	return srv;
+fail:
+	server_stop(srv);
+	return NULL;
+}
+
+const char *
+server_host(const struct server *srv)
+{
+	return srv->host;
+}
+
+unsigned
+server_port(const struct server *srv)
+{
+	return srv->port;
+}
+
+void
+server_stop(struct server *srv)
+{
+	struct conn	*c;
+	struct stats	*st;
+
+	if (srv == NULL)
+		return;
+	while ((c = TAILQ_FIRST(&srv->conns)) != NULL)
+		conn_close(c, "egress-run is shutting down");
+	if (srv->reap_ev != NULL)
+		on_reap(-1, 0, srv);
+	http_fwd_pool_flush(srv);
+	st = &srv->stats;
+	if (srv->lfd != -1)
+		log_info("built-in proxy: %llu connections, %llu requests, "
+		    "%llu tunnels, %llu denied, %llu errors, %llu bytes up, "
+		    "%llu bytes down", (unsigned long long)st->conns,
+		    (unsigned long long)st->requests,
+		    (unsigned long long)st->tunnels,
+		    (unsigned long long)st->denied,
+		    (unsigned long long)st->errors,
+		    (unsigned long long)st->bytes_up,
+		    (unsigned long long)st->bytes_down);
+	audit_close(srv->audit);
+	if (srv->dns != NULL)
+		evdns_base_free(srv->dns, 0);
+	policy_free(srv->policy);
+	if (srv->accept_ev != NULL)
+		event_free(srv->accept_ev);
+	if (srv->accept_timer != NULL)
+		event_free(srv->accept_timer);
+	if (srv->reap_ev != NULL)
+		event_free(srv->reap_ev);
+	if (srv->lfd != -1)
+		close(srv->lfd);
+	if (srv->reserve_fd != -1)
+		close(srv->reserve_fd);
+	free(srv);
+}

@@ -1,0 +1,32 @@
+/*
+ * The built-in proxy, as the launcher sees it: start it on the run's event
+ * loop, learn where it listens, stop it. HTTP forward, CONNECT (and later
+ * SOCKS5) on one loopback port, with the destination policy and audit log.
+ */
+#ifndef BUILTIN_SERVER_H
+#define BUILTIN_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct config;
+struct event_base;
+struct server;
+
+/*
+ * NULL with a one-line cause in err. *fatal says the cause is a mistake in
+ * the configuration (a bad pattern, an unwritable audit log), which no
+ * fallback can mend, rather than a run-time failure (port in use).
+ */
+struct server	*server_start(struct event_base *, const struct config *,
+		    char *, size_t, bool *fatal);
+
+/* The address clients should use: "127.0.0.1" / "::1" and the port. */
+const char	*server_host(const struct server *);
+unsigned	 server_port(const struct server *);
+
+/* Close every connection, flush the audit log, print the summary at -v,
+ * free. NULL is a no-op. */
+void		 server_stop(struct server *);
+
+#endif
