@@ -24,6 +24,7 @@
 #include "builtin/tunnel.h"
 #include "common/log.h"
 #include "common/xmalloc.h"
+#include "socks5/socks5.h"
 
 static void	client_read(struct bufferevent *, void *);
 static void	client_write(struct bufferevent *, void *);
@@ -74,6 +75,10 @@ on_timer(evutil_socket_t fd, short what, void *arg)
 		}
 		conn_error(c, 408, "the request head was not complete within "
 		    "the time allowed", NULL);
+		return;
+	case CONN_SOCKS:
+		conn_close(c, "the SOCKS5 handshake was not complete within "
+		    "the time allowed");
 		return;
 	case CONN_CLOSING:
 		conn_close(c, NULL);
@@ -391,6 +396,7 @@ dispatch(struct conn *c, const struct http_request *req, size_t headlen)
 
 	evtimer_del(c->timer);
 	request_reset(c);
+	c->nrequests++;
 	c->in_request = true;
 	c->req.start_ms = server_now_ms();
 	c->srv->stats.requests++;
@@ -432,6 +438,14 @@ parse_head(struct conn *c)
 	int			 r;
 
 	while (c->state == CONN_HEAD && (len = evbuffer_get_length(in)) > 0) {
+		if (c->nrequests == 0 && c->scanned == 0 &&
+		    *evbuffer_pullup(in, 1) == 0x05) {
+			/* One port, two protocols: SOCKS5 starts with its
+			 * version byte, which no HTTP request does. */
+			c->nrequests++;
+			socks5_start(c);
+			return;
+		}
 		evbuffer_ptr_set(in, &p, c->scanned > 3 ? c->scanned - 3 : 0,
 		    EVBUFFER_PTR_SET);
 		p = evbuffer_search(in, "\r\n\r\n", 4, &p);
@@ -496,6 +510,9 @@ client_read(struct bufferevent *bev, void *arg)
 		break;
 	case CONN_HTTP:
 		http_fwd_client_read(c);
+		break;
+	case CONN_SOCKS:
+		socks5_read(c);
 		break;
 	case CONN_CLOSING:	/* lingering: discard what still comes */
 		evbuffer_drain(bufferevent_get_input(bev),

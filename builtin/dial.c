@@ -89,11 +89,12 @@ finish(struct dial *d, int fd)
 
 /* Remember the first failure: it is what the client is told. */
 static void
-fail(struct dial *d, int status, const char *rule, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+fail(struct dial *d, int status, int err, const char *rule, const char *fmt,
+    ...) __attribute__((format(printf, 5, 6)));
 
 static void
-fail(struct dial *d, int status, const char *rule, const char *fmt, ...)
+fail(struct dial *d, int status, int err, const char *rule, const char *fmt,
+    ...)
 {
 	va_list ap;
 
@@ -101,6 +102,7 @@ fail(struct dial *d, int status, const char *rule, const char *fmt, ...)
 		return;
 	d->have_failure = true;
 	d->res.status = status;
+	d->res.err = err;
 	d->res.rule = rule;
 	va_start(ap, fmt);
 	vsnprintf(d->res.reason, sizeof d->res.reason, fmt, ap);
@@ -119,7 +121,7 @@ guard(struct dial *d)
 		policy_check_addr(d->srv->policy, &d->dest,
 		    (struct sockaddr *)&d->cand[i], d->pinned, &v);
 		if (!v.allow) {
-			fail(d, 403, v.rule, "%s", v.reason);
+			fail(d, 403, EACCES, v.rule, "%s", v.reason);
 			memcpy(&d->res.addr, &d->cand[i], sizeof d->cand[i]);
 			continue;
 		}
@@ -151,7 +153,8 @@ on_resolved(int err, struct evutil_addrinfo *ai, void *arg)
 		return;
 	}
 	if (err != 0)
-		fail(d, 502, NULL, "cannot resolve %s: %s", d->dest.host,
+		fail(d, 502, EHOSTUNREACH, NULL, "cannot resolve %s: %s",
+		    d->dest.host,
 		    evutil_gai_strerror(err));
 	for (struct evutil_addrinfo *a = ai; a != NULL &&
 	    d->ncand < DIAL_MAX_CANDIDATES; a = a->ai_next) {
@@ -180,8 +183,8 @@ try_next(struct dial *d)
 		d->fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK |
 		    SOCK_CLOEXEC, 0);
 		if (d->fd == -1) {
-			fail(d, 502, NULL, "cannot connect to %s: socket: %s",
-			    d->dest.host, strerror(errno));
+			fail(d, 502, errno, NULL, "cannot connect to %s: "
+			    "socket: %s", d->dest.host, strerror(errno));
 			continue;
 		}
 		setsockopt(d->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -195,13 +198,14 @@ try_next(struct dial *d)
 			return;
 		}
 		addr_ntop(sa, a, sizeof a);
-		fail(d, 502, NULL, "cannot connect to %s (%s port %u): %s",
-		    d->dest.host, a, d->dest.port, strerror(errno));
+		fail(d, 502, errno, NULL, "cannot connect to %s (%s port %u): "
+		    "%s", d->dest.host, a, d->dest.port, strerror(errno));
 		close(d->fd);
 		d->fd = -1;
 	}
 	if (!d->have_failure)
-		fail(d, 502, NULL, "%s has no usable address", d->dest.host);
+		fail(d, 502, EHOSTUNREACH, NULL, "%s has no usable address",
+		    d->dest.host);
 	finish(d, -1);
 }
 
@@ -220,8 +224,8 @@ step(evutil_socket_t fd, short what, void *arg)
 	}
 	addr_ntop((struct sockaddr *)&d->res.addr, a, sizeof a);
 	if (what & EV_TIMEOUT) {
-		fail(d, 504, NULL, "connecting to %s (%s port %u) timed out "
-		    "after %d s", d->dest.host, a, d->dest.port,
+		fail(d, 504, ETIMEDOUT, NULL, "connecting to %s (%s port %u) "
+		    "timed out after %d s", d->dest.host, a, d->dest.port,
 		    PROXY_CONNECT_TIMEOUT);
 	} else if (getsockopt(d->fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 &&
 	    err == 0) {
@@ -230,8 +234,9 @@ step(evutil_socket_t fd, short what, void *arg)
 		finish(d, cfd);
 		return;
 	} else
-		fail(d, 502, NULL, "cannot connect to %s (%s port %u): %s",
-		    d->dest.host, a, d->dest.port, strerror(err ? err : errno));
+		fail(d, 502, err ? err : errno, NULL, "cannot connect to %s "
+		    "(%s port %u): %s", d->dest.host, a, d->dest.port,
+		    strerror(err ? err : errno));
 	close(d->fd);
 	d->fd = -1;
 	try_next(d);

@@ -18,6 +18,10 @@ struct dial_result {
 						   502 unreachable, 504
 						   timeout */
 	const char		*rule;		/* 403: the deciding rule */
+	int			 err;		/* errno-style cause: EACCES
+						   (policy), ECONNREFUSED,
+						   ENETUNREACH, ETIMEDOUT,
+						   EHOSTUNREACH (no address) */
 	char			 reason[224];
 	struct sockaddr_storage	 addr;		/* connected (or refused) */
 };

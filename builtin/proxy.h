@@ -76,6 +76,8 @@ struct server {
 	char			 host[64];	/* for clients: 127.0.0.1 */
 	unsigned		 port;
 	unsigned		 max_conns;
+	char			*proxy_user;	/* proxy credentials, or NULL */
+	char			*proxy_pass;
 
 	struct conn_list	 conns;
 	unsigned		 nconns;
@@ -90,6 +92,7 @@ struct server {
 
 enum conn_state {
 	CONN_HEAD,		/* reading a request head */
+	CONN_SOCKS,		/* SOCKS5 handshake */
 	CONN_DIAL,		/* waiting for an origin */
 	CONN_HTTP,		/* forwarding a request and its response */
 	CONN_TUNNEL,		/* CONNECT relay */
@@ -138,6 +141,8 @@ struct conn {
 	struct sockaddr_storage	 peer;
 	struct event		*timer;		/* head / idle / linger */
 	size_t			 scanned;	/* head bytes searched */
+	unsigned		 nrequests;
+	int			 socks_state;
 	struct request		 req;
 	bool			 in_request;	/* req holds a request */
 	struct dial		*dial;

@@ -12,12 +12,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "builtin/http_parse.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "common/xmalloc.h"
 #include "launcher/connect.h"
-
-#define HEAD_MAX	16384
 
 /* The proxy from the bouquet: "http://HOST:PORT[/]". */
 static int
@@ -84,62 +83,57 @@ write_all(int fd, const char *buf, size_t len)
 }
 
 /*
- * Read the proxy's answer up to the end of its head. Bytes after the head
- * already belong to the tunnel and go to stdout.
+ * Read the proxy's answer up to the end of its head, through the one HTTP
+ * response parser. Bytes after the head already belong to the tunnel and go
+ * to stdout.
  */
 static int
-handshake(int fd, const char *target, char *reason, size_t reasonlen)
+handshake(int fd, char *reason, size_t reasonlen)
 {
-	char	 buf[HEAD_MAX + 1], *end, *line, *eol;
-	size_t	 got = 0;
-	ssize_t	 n;
-	int	 status;
+	struct http_response		 resp;
+	const struct http_header	*h;
+	uint8_t				 buf[HTTP_HEAD_MAX];
+	size_t				 got = 0;
+	ssize_t				 n;
+	int				 r;
 
 	for (;;) {
-		if (got == HEAD_MAX) {
-			snprintf(reason, reasonlen, "answer head too large");
+		if (got == sizeof buf) {
+			snprintf(reason, reasonlen, "the proxy's answer is too "
+			    "large");
 			return -1;
 		}
-		n = read(fd, buf + got, HEAD_MAX - got);
+		n = read(fd, buf + got, sizeof buf - got);
 		if (n == -1 && errno == EINTR)
 			continue;
 		if (n <= 0) {
-			snprintf(reason, reasonlen, "proxy closed the "
+			snprintf(reason, reasonlen, "the proxy closed the "
 			    "connection");
 			return -1;
 		}
 		got += (size_t)n;
-		buf[got] = '\0';
-		if ((end = memmem(buf, got, "\r\n\r\n", 4)) != NULL)
-			break;
-	}
-	if (sscanf(buf, "HTTP/1.%*1[01] %3d", &status) != 1 ||
-	    status < 100 || status > 599) {
-		snprintf(reason, reasonlen, "not an HTTP proxy answer");
-		return -1;
-	}
-	if (status / 100 != 2) {
-		/* The proxy's reason header, else the status line. */
-		eol = memchr(buf, '\r', (size_t)(end - buf));
-		snprintf(reason, reasonlen, "%.*s", (int)(eol - buf), buf);
-		for (line = eol + 2; line < end; line = eol + 2) {
-			eol = memchr(line, '\r', (size_t)(end - line) + 1);
-			if (strncasecmp(line, "X-Egress-Run-Reason:", 20) == 0) {
-				const char *v = line + 20;
-				while (*v == ' ' || *v == '\t')
-					v++;
-				snprintf(reason, reasonlen, "%d %.*s", status,
-				    (int)(eol - v), v);
-				break;
-			}
+		r = http_parse_response(buf, got, false, true, &resp);
+		if (r == HTTP_NEED_MORE)
+			continue;
+		if (r < 0) {
+			snprintf(reason, reasonlen, "bad answer from the proxy: "
+			    "%s", http_parse_strerror(r));
+			return -1;
 		}
-		(void)target;
+		break;
+	}
+	if (resp.status / 100 != 2) {
+		h = http_header_find(resp.headers, resp.nheaders,
+		    "X-Egress-Run-Reason");
+		if (h != NULL)
+			snprintf(reason, reasonlen, "%d %.*s", resp.status,
+			    (int)h->value.len, h->value.p);
+		else
+			snprintf(reason, reasonlen, "%d %.*s", resp.status,
+			    (int)resp.reason.len, resp.reason.p);
 		return -1;
 	}
-	end += 4;
-	if (write_all(STDOUT_FILENO, end, got - (size_t)(end - buf)) != 0)
-		return -1;
-	return 0;
+	return write_all(STDOUT_FILENO, (const char *)buf + r, got - (size_t)r);
 }
 
 static int
@@ -213,7 +207,7 @@ connect_main(int argc, char **argv)
 		    strerror(errno));
 		goto out;
 	}
-	if (handshake(fd, target, reason, sizeof reason) != 0) {
+	if (handshake(fd, reason, sizeof reason) != 0) {
 		log_error("connect: %s refused: %s", target, reason);
 		goto out;
 	}
