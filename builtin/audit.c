@@ -241,6 +241,7 @@ audit_log(struct audit *a, const struct audit_event *e)
 	off += (size_t)n;
 	STR("secret", e->secret);
 	STR("reason", e->reason);
+	STR("upstream", e->upstream);
 	if (off > sizeof line - 3)
 		off = sizeof line - 3;
 	line[off++] = '}';

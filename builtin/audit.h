@@ -29,6 +29,8 @@ struct audit_event {
 	bool		 mitm;
 	const char	*secret;	/* binding name, never a value */
 	const char	*reason;
+	const char	*upstream;	/* the corporate proxy used (no
+					   password), or NULL: direct */
 };
 
 /* path "-" means stderr. NULL with errno when the file cannot be opened. */

@@ -25,6 +25,7 @@
 #include "common/log.h"
 #include "common/xmalloc.h"
 #include "socks5/socks5.h"
+#include "upstream/proxy_url.h"
 
 static void	client_read(struct bufferevent *, void *);
 static void	client_write(struct bufferevent *, void *);
@@ -139,6 +140,7 @@ conn_audit(struct conn *c, const char *event, const char *decision,
 	e.bytes_down = r->bytes_down;
 	e.ms = r->start_ms ? server_now_ms() - r->start_ms : 0;
 	e.reason = reason;
+	e.upstream = r->via ? r->via->display : NULL;
 	audit_log(c->srv->audit, &e);
 	c->srv->stats.bytes_up += r->bytes_up;
 	c->srv->stats.bytes_down += r->bytes_down;
@@ -148,6 +150,7 @@ static void
 request_reset(struct conn *c)
 {
 	free(c->req.path);
+	free(c->req.target);
 	if (c->req.out_head != NULL)
 		evbuffer_free(c->req.out_head);
 	memset(&c->req, 0, sizeof c->req);
@@ -309,21 +312,26 @@ connect_dialed(int ofd, const struct dial_result *res, void *arg)
 	    "\r\n\r\n";
 	struct conn		*c = arg;
 	struct evbuffer		*in;
-	unsigned char		*early;
+	unsigned char		*early, down[sizeof hello + sizeof res->leftover];
 	size_t			 elen;
 
 	c->dial = NULL;
+	c->req.via = res->via;
 	if (ofd == -1) {
 		conn_error(c, res->status, res->reason, res->rule);
 		return;
 	}
 	c->req.status = 200;
+	/* Our answer, then whatever the origin already said (through an
+	 * upstream, its banner may come with the proxy's answer). */
+	memcpy(down, hello, sizeof hello - 1);
+	memcpy(down + sizeof hello - 1, res->leftover, res->leftover_len);
 	/* The client may have sent its TLS hello already: pass it on. */
 	in = bufferevent_get_input(c->client);
 	elen = evbuffer_get_length(in);
 	early = evbuffer_pullup(in, -1);
-	c->tunnel = tunnel_start(c, c->fd, ofd, hello, sizeof hello - 1,
-	    early, elen, tunnel_done);
+	c->tunnel = tunnel_start(c, c->fd, ofd, down, sizeof hello - 1 +
+	    res->leftover_len, early, elen, tunnel_done);
 	bufferevent_free(c->client);	/* the fd stays: not CLOSE_ON_FREE */
 	c->client = NULL;
 	if (c->tunnel == NULL) {
@@ -358,7 +366,8 @@ start_connect(struct conn *c, const struct http_request *req, size_t headlen)
 	c->state = CONN_DIAL;
 	/* Nothing more is read until the tunnel takes the descriptor. */
 	bufferevent_disable(c->client, EV_READ);
-	c->dial = dial_start(c->srv, &c->req.dest, connect_dialed, c);
+	c->dial = dial_start(c->srv, &c->req.dest, DIAL_STREAM, connect_dialed,
+	    c);
 }
 
 static void

@@ -1,14 +1,17 @@
 /*
- * Resolve, guard, connect. Candidates come from --resolve pins, an address
- * literal, or evdns; each is judged by policy_check_addr() and refused ones
- * are dropped; the survivors are tried in order, each with a connect
- * timeout. The proxy never resolves a name twice for one connection: the
- * address it dials is the address it checked.
+ * Resolve, guard, connect, and (through an upstream) handshake. Target
+ * candidates come from --resolve pins, an address literal, or evdns; each
+ * is judged by policy_check_addr() and refused ones are dropped. Direct
+ * dials try the survivors in order, each with a connect timeout: the
+ * address dialled is the address checked, never resolved twice. Through an
+ * upstream proxy, its addresses are dialled instead and the target goes
+ * into the handshake: by name when the upstream resolves (http://,
+ * socks5h://), by checked address when pinned, literal or socks5://.
  */
 #include <errno.h>
-#include <stdarg.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,20 +26,28 @@
 #include "builtin/proxy.h"
 #include "common/log.h"
 #include "common/xmalloc.h"
+#include "upstream/proxy_url.h"
+#include "upstream/upstream.h"
 
 #define DIAL_MAX_CANDIDATES	16
 
 struct dial {
 	struct server			*srv;
 	struct dest			 dest;
+	enum dial_mode			 mode;
 	dial_cb				*cb;
 	void				*arg;
+	const struct proxy_url		*via;
 	struct evdns_getaddrinfo_request *req;
+	struct upstream_hs		*hs;
 	bool				 resolved;
 	bool				 cancelled;
 	bool				 pinned;
+	bool				 have_target;	/* cand holds targets */
 	struct sockaddr_storage		 cand[DIAL_MAX_CANDIDATES];
 	size_t				 ncand;
+	const struct sockaddr_storage	*conn;		/* what to dial */
+	size_t				 nconn;
 	size_t				 next;
 	int				 fd;
 	struct event			*ev;		/* connect / step */
@@ -76,15 +87,18 @@ dial_free(struct dial *d)
 static void
 finish(struct dial *d, int fd)
 {
-	dial_cb		*cb = d->cb;
-	void		*arg = d->arg;
-	struct dial_result res = d->res;
+	dial_cb			*cb = d->cb;
+	void			*arg = d->arg;
+	struct dial_result	*res = xcalloc(1, sizeof *res);
 
+	*res = d->res;
 	if (fd != -1)
-		res.status = 0;
+		res->status = 0;
+	res->via = d->via;
 	d->fd = -1;
 	dial_free(d);
-	cb(fd, &res, arg);
+	cb(fd, res, arg);
+	free(res);
 }
 
 /* Remember the first failure: it is what the client is told. */
@@ -130,6 +144,7 @@ guard(struct dial *d)
 	d->ncand = kept;
 }
 
+/* Continue from the event loop. */
 static void
 schedule(struct dial *d)
 {
@@ -154,8 +169,7 @@ on_resolved(int err, struct evutil_addrinfo *ai, void *arg)
 	}
 	if (err != 0)
 		fail(d, 502, EHOSTUNREACH, NULL, "cannot resolve %s: %s",
-		    d->dest.host,
-		    evutil_gai_strerror(err));
+		    d->dest.host, evutil_gai_strerror(err));
 	for (struct evutil_addrinfo *a = ai; a != NULL &&
 	    d->ncand < DIAL_MAX_CANDIDATES; a = a->ai_next) {
 		if (a->ai_family != AF_INET && a->ai_family != AF_INET6)
@@ -169,7 +183,45 @@ on_resolved(int err, struct evutil_addrinfo *ai, void *arg)
 	schedule(d);
 }
 
-/* Try the next candidate, or report. */
+static void
+handshaken(int status, const char *reason, const uint8_t *left, size_t n,
+    void *arg)
+{
+	struct dial	*d = arg;
+	int		 fd = d->fd;
+
+	d->hs = NULL;
+	if (status != 0) {
+		d->have_failure = false;	/* this is the failure to tell */
+		fail(d, 502, ECONNREFUSED, NULL, "%s", reason);
+		finish(d, -1);
+		return;
+	}
+	if (n > sizeof d->res.leftover)
+		n = sizeof d->res.leftover;
+	memcpy(d->res.leftover, left, n);
+	d->res.leftover_len = n;
+	finish(d, fd);
+}
+
+/* Connected to the upstream: open the way through it if needed. */
+static void
+through_upstream(struct dial *d)
+{
+	if (d->mode == DIAL_HTTP && d->via->scheme == PROXY_SCHEME_HTTP) {
+		/* Plain HTTP goes to an HTTP proxy as it is, in absolute
+		 * form: no tunnel. */
+		d->res.absolute = true;
+		finish(d, d->fd);
+		return;
+	}
+	event_del(d->ev);
+	d->hs = upstream_hs_start(d->srv->base, d->fd, d->via, &d->dest,
+	    d->have_target ? (struct sockaddr *)&d->cand[0] : NULL,
+	    handshaken, d);
+}
+
+/* Try the next address to dial, or report. */
 static void
 try_next(struct dial *d)
 {
@@ -178,8 +230,8 @@ try_next(struct dial *d)
 	char		 a[64];
 	int		 one = 1;
 
-	while (d->next < d->ncand) {
-		sa = (struct sockaddr *)&d->cand[d->next++];
+	while (d->next < d->nconn) {
+		sa = (struct sockaddr *)&d->conn[d->next++];
 		d->fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK |
 		    SOCK_CLOEXEC, 0);
 		if (d->fd == -1) {
@@ -198,15 +250,39 @@ try_next(struct dial *d)
 			return;
 		}
 		addr_ntop(sa, a, sizeof a);
-		fail(d, 502, errno, NULL, "cannot connect to %s (%s port %u): "
-		    "%s", d->dest.host, a, d->dest.port, strerror(errno));
+		fail(d, 502, errno, NULL, "cannot connect to %s%s (%s port "
+		    "%u): %s", d->via ? "the upstream proxy " : "",
+		    d->via ? d->via->display : d->dest.host, a,
+		    ntohs(((struct sockaddr_in *)sa)->sin_port),
+		    strerror(errno));
 		close(d->fd);
 		d->fd = -1;
 	}
 	if (!d->have_failure)
 		fail(d, 502, EHOSTUNREACH, NULL, "%s has no usable address",
-		    d->dest.host);
+		    d->via ? d->via->display : d->dest.host);
 	finish(d, -1);
+}
+
+/* Targets are known (or not needed): choose what to dial. */
+static void
+targets_ready(struct dial *d)
+{
+	if (d->have_target && d->ncand == 0) {
+		/* Every candidate was refused or none resolved. */
+		if (!d->have_failure)
+			fail(d, 502, EHOSTUNREACH, NULL, "%s has no usable "
+			    "address", d->dest.host);
+		finish(d, -1);
+		return;
+	}
+	if (d->via != NULL)
+		d->nconn = upstream_addrs(d->srv->upstream, d->via, &d->conn);
+	else {
+		d->conn = d->cand;
+		d->nconn = d->ncand;
+	}
+	try_next(d);
 }
 
 static void
@@ -214,28 +290,35 @@ step(evutil_socket_t fd, short what, void *arg)
 {
 	struct dial	*d = arg;
 	socklen_t	 len = sizeof(int);
-	int		 err = 0, cfd;
+	int		 err = 0, port;
 	char		 a[64];
 
 	(void)fd;
 	if (d->fd == -1) {		/* candidates are ready */
-		try_next(d);
+		targets_ready(d);
 		return;
 	}
 	addr_ntop((struct sockaddr *)&d->res.addr, a, sizeof a);
+	port = ntohs(((struct sockaddr_in *)&d->res.addr)->sin_port);
 	if (what & EV_TIMEOUT) {
-		fail(d, 504, ETIMEDOUT, NULL, "connecting to %s (%s port %u) "
-		    "timed out after %d s", d->dest.host, a, d->dest.port,
+		fail(d, 504, ETIMEDOUT, NULL, "connecting to %s%s (%s port %d) "
+		    "timed out after %d s", d->via ? "the upstream proxy " : "",
+		    d->via ? d->via->display : d->dest.host, a, port,
 		    PROXY_CONNECT_TIMEOUT);
 	} else if (getsockopt(d->fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 &&
 	    err == 0) {
-		cfd = d->fd;
+		if (d->via != NULL) {
+			through_upstream(d);
+			return;
+		}
+		int cfd = d->fd;
 		d->fd = -1;
 		finish(d, cfd);
 		return;
 	} else
-		fail(d, 502, err ? err : errno, NULL, "cannot connect to %s "
-		    "(%s port %u): %s", d->dest.host, a, d->dest.port,
+		fail(d, 502, err ? err : errno, NULL, "cannot connect to %s%s "
+		    "(%s port %d): %s", d->via ? "the upstream proxy " : "",
+		    d->via ? d->via->display : d->dest.host, a, port,
 		    strerror(err ? err : errno));
 	close(d->fd);
 	d->fd = -1;
@@ -243,8 +326,8 @@ step(evutil_socket_t fd, short what, void *arg)
 }
 
 struct dial *
-dial_start(struct server *srv, const struct dest *dest, dial_cb *cb,
-    void *arg)
+dial_start(struct server *srv, const struct dest *dest, enum dial_mode mode,
+    dial_cb *cb, void *arg)
 {
 	struct dial			*d = xcalloc(1, sizeof *d);
 	struct evutil_addrinfo		 hints;
@@ -252,12 +335,15 @@ dial_start(struct server *srv, const struct dest *dest, dial_cb *cb,
 
 	d->srv = srv;
 	d->dest = *dest;
+	d->mode = mode;
 	d->cb = cb;
 	d->arg = arg;
 	d->fd = -1;
+	d->via = upstream_route(srv->upstream, mode == DIAL_HTTP, dest);
 
 	d->ncand = policy_pinned(srv->policy, dest, d->cand,
 	    DIAL_MAX_CANDIDATES);
+	d->have_target = true;
 	if (d->ncand > 0) {
 		d->pinned = true;
 	} else if (dest->kind == ADDR_IPV4) {
@@ -272,6 +358,11 @@ dial_start(struct server *srv, const struct dest *dest, dial_cb *cb,
 		sin6->sin6_addr = dest->v6;
 		sin6->sin6_port = htons(dest->port);
 		d->ncand = 1;
+	} else if (d->via != NULL && d->via->scheme != PROXY_SCHEME_SOCKS5) {
+		/* The upstream resolves the name: no guard of ours. */
+		d->have_target = false;
+		schedule(d);
+		return d;
 	} else {
 		memset(&hints, 0, sizeof hints);
 		hints.ai_family = AF_UNSPEC;
@@ -301,5 +392,6 @@ dial_cancel(struct dial *d)
 		evdns_getaddrinfo_cancel(d->req);
 		return;
 	}
+	upstream_hs_cancel(d->hs);
 	dial_free(d);
 }

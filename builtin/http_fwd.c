@@ -23,13 +23,15 @@
 #include "builtin/proxy.h"
 #include "common/log.h"
 #include "common/xmalloc.h"
+#include "upstream/proxy_url.h"
+#include "upstream/upstream.h"
 
 struct origin {
 	struct server		*srv;
 	struct bufferevent	*bev;
 	struct conn		*conn;		/* NULL while pooled */
 	TAILQ_ENTRY(origin)	 entry;
-	char			 key[ADDR_HOST_MAX + 8];	/* host:port */
+	char			 key[ADDR_HOST_MAX + 160];	/* route */
 	size_t			 scanned;	/* response head search */
 };
 
@@ -38,12 +40,6 @@ static void	origin_write(struct bufferevent *, void *);
 static void	origin_event(struct bufferevent *, short, void *);
 static void	pump_request(struct conn *);
 static void	pump_response(struct conn *);
-
-static void
-make_key(char *key, size_t len, const struct dest *d)
-{
-	snprintf(key, len, "%s:%u", d->host, d->port);
-}
 
 void
 http_fwd_origin_free(struct origin *o)
@@ -114,6 +110,29 @@ origin_new(struct server *srv, int fd, const char *key)
 	return o;
 }
 
+/* The request line: origin form, or absolute form for an HTTP upstream
+ * (with its credentials). */
+static void
+request_line(struct conn *c, struct evbuffer *out)
+{
+	struct request	*r = &c->req;
+	size_t		 before = evbuffer_get_length(out);
+	char		*auth;
+
+	evbuffer_add_printf(out, "%s ", r->method);
+	if (r->absolute)
+		evbuffer_add_printf(out, r->dest.kind == ADDR_IPV6 ?
+		    "http://[%s]:%u" : "http://%s:%u", r->dest.host,
+		    r->dest.port);
+	evbuffer_add_printf(out, "%s HTTP/1.1\r\n", r->target);
+	if (r->absolute) {
+		auth = upstream_auth_header(r->via);
+		evbuffer_add(out, auth, strlen(auth));
+		freezero_str(auth);
+	}
+	r->bytes_up += evbuffer_get_length(out) - before;
+}
+
 /* Give the request to an origin connection and start moving bytes. */
 static void
 attach(struct conn *c, struct origin *o)
@@ -129,6 +148,7 @@ attach(struct conn *c, struct origin *o)
 	bufferevent_set_timeouts(o->bev, &rt, NULL);
 	/* A copy: the head is sent again if a pooled origin turns out to
 	 * have closed just now. Heads are small. */
+	request_line(c, out);
 	c->req.bytes_up += evbuffer_get_length(c->req.out_head);
 	evbuffer_add(out, evbuffer_pullup(c->req.out_head, -1),
 	    evbuffer_get_length(c->req.out_head));
@@ -143,33 +163,48 @@ static void
 dialed(int fd, const struct dial_result *res, void *arg)
 {
 	struct conn	*c = arg;
-	char		 key[sizeof ((struct origin *)0)->key];
+	struct origin	*o;
 
 	c->dial = NULL;
 	if (fd == -1) {
 		conn_error(c, res->status, res->reason, res->rule);
 		return;
 	}
-	make_key(key, sizeof key, &c->req.dest);
-	attach(c, origin_new(c->srv, fd, key));
+	o = origin_new(c->srv, fd, c->req.pool_key);
+	/* Bytes the origin sent during an upstream handshake come first. */
+	evbuffer_add(bufferevent_get_input(o->bev), res->leftover,
+	    res->leftover_len);
+	attach(c, o);
 }
 
-/* An origin: a pooled one for the same host and port, else a new dial. */
+/*
+ * An origin: a pooled one for the same route, else a new dial. Direct and
+ * SOCKS-chained connections belong to one host and port; a connection to
+ * an HTTP upstream carries requests for any host.
+ */
 static void
 acquire(struct conn *c)
 {
+	struct request	*r = &c->req;
 	struct origin	*o;
-	char		 key[sizeof o->key];
 
-	make_key(key, sizeof key, &c->req.dest);
-	if (!c->req.retried && (o = pool_get(c->srv, key)) != NULL) {
-		c->req.reused = true;
+	r->via = upstream_route(c->srv->upstream, true, &r->dest);
+	r->absolute = r->via != NULL && r->via->scheme == PROXY_SCHEME_HTTP;
+	if (r->absolute)
+		snprintf(r->pool_key, sizeof r->pool_key, "proxy %s",
+		    r->via->display);
+	else
+		snprintf(r->pool_key, sizeof r->pool_key, "%s:%u%s%s",
+		    r->dest.host, r->dest.port, r->via ? " via " : "",
+		    r->via ? r->via->display : "");
+	if (!r->retried && (o = pool_get(c->srv, r->pool_key)) != NULL) {
+		r->reused = true;
 		attach(c, o);
 		return;
 	}
-	c->req.reused = false;
+	r->reused = false;
 	c->state = CONN_DIAL;
-	c->dial = dial_start(c->srv, &c->req.dest, dialed, c);
+	c->dial = dial_start(c->srv, &r->dest, DIAL_HTTP, dialed, c);
 }
 
 /* Append one header line. */
@@ -188,11 +223,10 @@ http_fwd_start(struct conn *c, const struct http_request *req, size_t headlen)
 	struct request	*r = &c->req;
 	struct evbuffer	*h = evbuffer_new();
 
-	/* Origin form, HTTP/1.1; the URI's authority becomes the Host. */
-	evbuffer_add(h, req->method.p, req->method.len);
-	evbuffer_add(h, " ", 1);
-	evbuffer_add(h, req->path.p, req->path.len);
-	evbuffer_add(h, " HTTP/1.1\r\nHost: ", 17);
+	/* The request line is written when the route is known (attach());
+	 * the URI's authority becomes the Host. */
+	r->target = xstrndup(req->path.p, req->path.len);
+	evbuffer_add(h, "Host: ", 6);
 	if (r->dest.kind == ADDR_IPV6)
 		evbuffer_add_printf(h, "[%s]", r->dest.host);
 	else

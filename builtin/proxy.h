@@ -44,6 +44,8 @@ struct evbuffer;
 struct evdns_base;
 struct origin;
 struct policy;
+struct proxy_url;
+struct upstream;
 struct tunnel;
 
 TAILQ_HEAD(conn_list, conn);
@@ -65,6 +67,7 @@ struct server {
 	struct policy		*policy;
 	struct audit		*audit;
 	struct evdns_base	*dns;
+	struct upstream		*upstream;	/* corporate proxy, or NULL */
 
 	int			 lfd;
 	struct event		*accept_ev;
@@ -127,6 +130,12 @@ struct request {
 	bool			 resp_keepalive;
 	struct evbuffer		*out_head;	/* head for the origin */
 	bool			 origin_eof;
+	const struct proxy_url	*via;		/* upstream used, or NULL */
+	char			*target;	/* path and query, for the
+						   request line */
+	char			 pool_key[ADDR_HOST_MAX + 160];
+	bool			 absolute;	/* request line in absolute
+						   form (HTTP upstream) */
 	bool			 reused;	/* origin came from the pool */
 	bool			 retried;
 };

@@ -30,6 +30,9 @@
 #include "common/util.h"
 #include "common/xmalloc.h"
 #include "launcher/config.h"
+#include "upstream/upstream.h"
+
+extern char **environ;
 
 #define ACCEPT_BURST		64
 #define ACCEPT_PAUSE_MS		100
@@ -264,9 +267,19 @@ server_start(struct event_base *base, const struct config *cfg, char *err,
 		*fatal = true;
 		goto fail;
 	}
+	srv->upstream = upstream_new(cfg, environ, err, errlen);
+	if (srv->upstream == NULL && err[0] != '\0') {
+		*fatal = true;
+		goto fail;
+	}
 	if (open_listener(srv, cfg->listen ? cfg->listen : "127.0.0.1:0", err,
 	    errlen, fatal) != 0)
 		goto fail;
+	if (upstream_check(srv->upstream, 1000) != 0 && cfg->fail_closed) {
+		snprintf(err, errlen, "the upstream proxy does not accept "
+		    "connections");
+		goto fail;
+	}
 	policy_set_self(srv->policy, (struct sockaddr *)&srv->laddr);
 	add_local_addrs(srv->policy);
 
@@ -295,6 +308,14 @@ server_start(struct event_base *base, const struct config *cfg, char *err,
 fail:
 	server_stop(srv);
 	return NULL;
+}
+
+const char *const *
+server_scrub(const struct server *srv)
+{
+	static const char *none[] = { NULL };
+
+	return srv->upstream != NULL ? upstream_secrets(srv->upstream) : none;
 }
 
 const char *
@@ -337,6 +358,7 @@ server_stop(struct server *srv)
 	if (srv->dns != NULL)
 		evdns_base_free(srv->dns, 0);
 	policy_free(srv->policy);
+	upstream_free(srv->upstream);
 	if (srv->accept_ev != NULL)
 		event_free(srv->accept_ev);
 	if (srv->accept_timer != NULL)

@@ -25,6 +25,10 @@ struct server	*server_start(struct event_base *, const struct config *,
 const char	*server_host(const struct server *);
 unsigned	 server_port(const struct server *);
 
+/* Values that must never reach COMMAND's environment (upstream
+ * passwords); NULL-terminated. */
+const char *const *server_scrub(const struct server *);
+
 /* Close every connection, flush the audit log, print the summary at -v,
  * free. NULL is a no-op. */
 void		 server_stop(struct server *);

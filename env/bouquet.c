@@ -123,15 +123,40 @@ git_ssh(struct bouquet *b, const char *self)
 	free(qself);
 }
 
+/* An inherited value that holds an upstream password never reaches the
+ * child, whatever the variable is called. */
+static bool
+scrubbed(const struct bouquet_opts *o, const char *value)
+{
+	for (size_t j = 0; o->scrub != NULL && o->scrub[j] != NULL; j++)
+		if (*o->scrub[j] != '\0' && strstr(value, o->scrub[j]) != NULL)
+			return true;
+	return false;
+}
+
 void
 bouquet_build(struct bouquet *b, char *const *parent,
     const struct bouquet_opts *o)
 {
 	memset(b, 0, sizeof *b);
-	for (size_t i = 0; parent != NULL && parent[i] != NULL; i++)
-		if (strchr(parent[i], '=') != NULL &&
-		    parent[i][0] != '=')
+	/*
+	 * A name defined twice keeps its first value (getenv's). Otherwise a
+	 * second HTTPS_PROXY would survive put(), which replaces only the first,
+	 * and Python, whose os.environ keeps the last, would bypass the proxy.
+	 */
+	for (size_t i = 0; parent != NULL && parent[i] != NULL; i++) {
+		const char *eq = strchr(parent[i], '=');
+		char *name;
+
+		if (eq == NULL || eq == parent[i])
+			continue;
+		if (scrubbed(o, eq + 1))
+			continue;
+		name = xstrndup(parent[i], (size_t)(eq - parent[i]));
+		if (find(&b->env, name) < 0)
 			strlist_add(&b->env, parent[i]);
+		free(name);
+	}
 
 	if (o->proxy_host != NULL) {
 		char *hp = util_join_hostport(o->proxy_host, o->proxy_port);

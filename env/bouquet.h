@@ -22,6 +22,10 @@ struct bouquet_opts {
 	const struct strlist		*no_proxy;	/* additions */
 	const struct strlist		*replace;	/* NAME=value overrides
 							   (secret placeholders) */
+	const char *const		*scrub;		/* drop any inherited
+							   variable holding one
+							   of these (upstream
+							   passwords) */
 };
 
 struct bouquet {

@@ -176,6 +176,7 @@ build_env(struct session *s, const char *self)
 	} else if (s->srv != NULL) {
 		o.proxy_host = server_host(s->srv);
 		o.proxy_port = server_port(s->srv);
+		o.scrub = server_scrub(s->srv);
 	}
 	o.trust = s->trust.bundle != NULL ? &s->trust : NULL;
 	o.self = self;

@@ -106,10 +106,12 @@ dialed(int ofd, const struct dial_result *res, void *arg)
 	struct sockaddr_storage	 bound;
 	socklen_t		 blen = sizeof bound;
 	struct evbuffer		*in;
-	uint8_t			 reply[SOCKS5_REPLY_MAX];
+	uint8_t			 reply[SOCKS5_REPLY_MAX +
+				    sizeof res->leftover];
 	int			 n;
 
 	c->dial = NULL;
+	c->req.via = res->via;
 	if (ofd == -1) {
 		refuse(c, reply_for(res), res->status, res->reason, res->rule);
 		return;
@@ -119,6 +121,8 @@ dialed(int ofd, const struct dial_result *res, void *arg)
 	n = socks5_build_reply(reply, sizeof reply, SOCKS5_REP_SUCCEEDED,
 	    (struct sockaddr *)&bound);
 	c->req.status = 200;
+	memcpy(reply + n, res->leftover, res->leftover_len);
+	n += (int)res->leftover_len;
 	in = bufferevent_get_input(c->client);
 	c->tunnel = tunnel_start(c, c->fd, ofd, reply, (size_t)n,
 	    evbuffer_pullup(in, -1), evbuffer_get_length(in), tunnel_done);
@@ -185,7 +189,7 @@ handle_request(struct conn *c, const struct socks5_request *r)
 	c->state = CONN_DIAL;
 	c->socks_state = SOCKS_DIAL;
 	bufferevent_disable(c->client, EV_READ);
-	c->dial = dial_start(c->srv, &c->req.dest, dialed, c);
+	c->dial = dial_start(c->srv, &c->req.dest, DIAL_STREAM, dialed, c);
 }
 
 /* Constant-time comparison of a wire slice with a configured string. */
