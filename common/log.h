@@ -19,7 +19,8 @@ int	log_level(void);
 int	log_enabled(enum log_level);
 void	log_msg(enum log_level, const char *, ...)
 	    __attribute__((format(printf, 2, 3)));
-void	log_vmsg(enum log_level, const char *, va_list);
+void	log_vmsg(enum log_level, const char *, va_list)
+	    __attribute__((format(printf, 2, 0)));
 
 #define log_error(...)	log_msg(LOG_ERROR, __VA_ARGS__)
 #define log_warn(...)	log_msg(LOG_WARN, __VA_ARGS__)
