@@ -19,6 +19,7 @@
 #include "builtin/audit.h"
 #include "builtin/dial.h"
 #include "builtin/http_fwd.h"
+#include "builtin/mitm.h"
 #include "builtin/policy.h"
 #include "builtin/proxy.h"
 #include "builtin/tunnel.h"
@@ -81,6 +82,10 @@ on_timer(evutil_socket_t fd, short what, void *arg)
 		conn_close(c, "the SOCKS5 handshake was not complete within "
 		    "the time allowed");
 		return;
+	case CONN_TLS:
+		conn_close(c, "the client's TLS handshake was not complete "
+		    "within the time allowed");
+		return;
 	case CONN_CLOSING:
 		conn_close(c, NULL);
 		return;
@@ -101,20 +106,26 @@ conn_new(struct server *srv, int fd, const struct sockaddr *peer,
 	c->state = CONN_HEAD;
 	if (peerlen <= sizeof c->peer)
 		memcpy(&c->peer, peer, peerlen);
-	c->client = bufferevent_socket_new(srv->base, fd, 0);
-	bufferevent_setcb(c->client, client_read, client_write, client_event,
-	    c);
-	bufferevent_setwatermark(c->client, EV_READ, 0, PROXY_HIGH_WATER);
-	bufferevent_setwatermark(c->client, EV_WRITE, PROXY_HIGH_WATER / 2, 0);
-	bufferevent_set_max_single_read(c->client, 128 * 1024);
-	bufferevent_set_max_single_write(c->client, 128 * 1024);
-	bufferevent_enable(c->client, EV_READ | EV_WRITE);
+	conn_set_client(c, bufferevent_socket_new(srv->base, fd, 0));
 	c->timer = evtimer_new(srv->base, on_timer, c);
 	set_timer(c, PROXY_HEAD_TIMEOUT);
 	TAILQ_INSERT_TAIL(&srv->conns, c, entry);
 	srv->nconns++;
 	srv->stats.conns++;
 	return c;
+}
+
+/* Serve the client through bev from now on (a TLS filter, say). */
+void
+conn_set_client(struct conn *c, struct bufferevent *bev)
+{
+	c->client = bev;
+	bufferevent_setcb(bev, client_read, client_write, client_event, c);
+	bufferevent_setwatermark(bev, EV_READ, 0, PROXY_HIGH_WATER);
+	bufferevent_setwatermark(bev, EV_WRITE, PROXY_HIGH_WATER / 2, 0);
+	bufferevent_set_max_single_read(bev, 128 * 1024);
+	bufferevent_set_max_single_write(bev, 128 * 1024);
+	bufferevent_enable(bev, EV_READ | EV_WRITE);
 }
 
 /* The request's audit event; what says which kind. */
@@ -140,6 +151,7 @@ conn_audit(struct conn *c, const char *event, const char *decision,
 	e.bytes_down = r->bytes_down;
 	e.ms = r->start_ms ? server_now_ms() - r->start_ms : 0;
 	e.reason = reason;
+	e.mitm = c->mitm;
 	e.upstream = r->via ? r->via->display : NULL;
 	audit_log(c->srv->audit, &e);
 	c->srv->stats.bytes_up += r->bytes_up;
@@ -343,6 +355,21 @@ connect_dialed(int ofd, const struct dial_result *res, void *arg)
 	    (unsigned long long)c->id, c->req.dest.host, c->req.dest.port);
 }
 
+/*
+ * Intercept an allowed tunnel: its opening is audited now, each request
+ * inside it later (mitm: true).
+ */
+void
+conn_intercept(struct conn *c, const void *hello, size_t len)
+{
+	c->req.status = 200;
+	c->mitm = true;
+	conn_audit(c, "connect", "allow", NULL);
+	c->srv->stats.tunnels++;
+	c->in_request = false;
+	mitm_start(c, hello, len);
+}
+
 static void
 start_connect(struct conn *c, const struct http_request *req, size_t headlen)
 {
@@ -363,6 +390,12 @@ start_connect(struct conn *c, const struct http_request *req, size_t headlen)
 		return;
 	}
 	c->req.rule = v.rule;
+	if (mitm_wanted(c->srv, &c->req.dest)) {
+		static const char ok[] = "HTTP/1.1 200 Connection established"
+		    "\r\n\r\n";
+		conn_intercept(c, ok, sizeof ok - 1);
+		return;
+	}
 	c->state = CONN_DIAL;
 	/* Nothing more is read until the tunnel takes the descriptor. */
 	bufferevent_disable(c->client, EV_READ);
@@ -398,6 +431,54 @@ start_forward(struct conn *c, const struct http_request *req,
 	http_fwd_start(c, req, headlen);
 }
 
+/*
+ * A request inside an intercepted tunnel: it may only go to the tunnel's
+ * host, which its Host (and an absolute URI) must name; the same policy
+ * decides, per request.
+ */
+static void
+start_inner(struct conn *c, const struct http_request *req, size_t headlen)
+{
+	struct dest	h;
+	struct verdict	v;
+	char		why[ADDR_HOST_MAX * 2 + 64];
+
+	c->req.door = c->tunnel_door;
+	c->req.dest = c->tunnel_dest;
+	if (req->form == HTTP_FORM_AUTHORITY || req->form ==
+	    HTTP_FORM_ASTERISK) {
+		conn_error(c, 400, "CONNECT or '*' inside an intercepted "
+		    "tunnel", NULL);
+		return;
+	}
+	if (c->sni_mismatch) {
+		conn_error(c, 421, "the TLS server name does not name the "
+		    "tunnel's host", NULL);
+		return;
+	}
+	if (addr_parse_authority(req->host.p, req->host.len,
+	    c->tunnel_dest.port, &h) != ADDR_OK ||
+	    strcmp(h.host, c->tunnel_dest.host) != 0 ||
+	    h.port != c->tunnel_dest.port || (req->form == HTTP_FORM_ABSOLUTE &&
+	    (addr_parse_authority(req->authority.p, req->authority.len,
+	    c->tunnel_dest.port, &h) != ADDR_OK ||
+	    strcmp(h.host, c->tunnel_dest.host) != 0 ||
+	    h.port != c->tunnel_dest.port))) {
+		snprintf(why, sizeof why, "the request names %.*s, not the "
+		    "tunnel's host %s", (int)(req->host.len > 255 ? 255 :
+		    req->host.len), req->host.p, c->tunnel_dest.host);
+		conn_error(c, 421, why, NULL);
+		return;
+	}
+	policy_check_dest(c->srv->policy, &c->req.dest, &v);
+	if (!v.allow) {
+		conn_error(c, 403, v.reason, v.rule);
+		return;
+	}
+	c->req.rule = v.rule;
+	http_fwd_start(c, req, headlen);
+}
+
 static void
 dispatch(struct conn *c, const struct http_request *req, size_t headlen)
 {
@@ -419,6 +500,10 @@ dispatch(struct conn *c, const struct http_request *req, size_t headlen)
 		if (plen > req->path.len)
 			plen = req->path.len;
 		c->req.path = xstrndup(req->path.p, plen > 1024 ? 1024 : plen);
+	}
+	if (c->mitm) {
+		start_inner(c, req, headlen);
+		return;
 	}
 	switch (req->form) {
 	case HTTP_FORM_AUTHORITY:
@@ -560,6 +645,18 @@ client_event(struct bufferevent *bev, short what, void *arg)
 	struct conn *c = arg;
 
 	(void)bev;
+	if (c->state == CONN_TLS) {
+		if (what & BEV_EVENT_CONNECTED) {
+			mitm_client_ready(c);
+			c->state = CONN_HEAD;
+			c->scanned = 0;
+			evtimer_del(c->timer);
+			set_timer(c, PROXY_HEAD_TIMEOUT);
+			parse_head(c);
+		} else
+			mitm_client_failed(c);
+		return;
+	}
 	if (what & BEV_EVENT_EOF) {
 		switch (c->state) {
 		case CONN_HTTP:

@@ -20,6 +20,7 @@
 
 #include "builtin/dial.h"
 #include "builtin/http_fwd.h"
+#include "builtin/mitm.h"
 #include "builtin/proxy.h"
 #include "common/log.h"
 #include "common/xmalloc.h"
@@ -33,6 +34,7 @@ struct origin {
 	TAILQ_ENTRY(origin)	 entry;
 	char			 key[ADDR_HOST_MAX + 160];	/* route */
 	size_t			 scanned;	/* response head search */
+	bool			 handshaking;	/* TLS to the origin */
 };
 
 static void	origin_read(struct bufferevent *, void *);
@@ -96,13 +98,13 @@ pool_get(struct server *srv, const char *key)
 }
 
 static struct origin *
-origin_new(struct server *srv, int fd, const char *key)
+origin_new(struct server *srv, struct bufferevent *bev, const char *key)
 {
 	struct origin *o = xcalloc(1, sizeof *o);
 
 	o->srv = srv;
 	snprintf(o->key, sizeof o->key, "%s", key);
-	o->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	o->bev = bev;
 	bufferevent_setwatermark(o->bev, EV_READ, 0, PROXY_HIGH_WATER);
 	bufferevent_setwatermark(o->bev, EV_WRITE, PROXY_HIGH_WATER / 2, 0);
 	bufferevent_set_max_single_read(o->bev, 128 * 1024);
@@ -170,7 +172,28 @@ dialed(int fd, const struct dial_result *res, void *arg)
 		conn_error(c, res->status, res->reason, res->rule);
 		return;
 	}
-	o = origin_new(c->srv, fd, c->req.pool_key);
+	if (c->mitm) {
+		/* TLS to the origin first; attach() once it is up. */
+		struct bufferevent *bev = mitm_origin(c->srv, fd, &c->req.dest);
+		if (bev == NULL) {
+			close(fd);
+			conn_error(c, 502, "cannot set up TLS to the origin",
+			    NULL);
+			return;
+		}
+		struct timeval hs = { PROXY_CONNECT_TIMEOUT, 0 };
+		o = origin_new(c->srv, bev, c->req.pool_key);
+		o->conn = c;
+		o->handshaking = true;
+		bufferevent_set_timeouts(bev, &hs, &hs);
+		c->origin = o;
+		bufferevent_setcb(bev, origin_read, origin_write,
+		    origin_event, o);
+		bufferevent_enable(bev, EV_READ | EV_WRITE);
+		return;
+	}
+	o = origin_new(c->srv, bufferevent_socket_new(c->srv->base, fd,
+	    BEV_OPT_CLOSE_ON_FREE), c->req.pool_key);
 	/* Bytes the origin sent during an upstream handshake come first. */
 	evbuffer_add(bufferevent_get_input(o->bev), res->leftover,
 	    res->leftover_len);
@@ -188,9 +211,14 @@ acquire(struct conn *c)
 	struct request	*r = &c->req;
 	struct origin	*o;
 
-	r->via = upstream_route(c->srv->upstream, true, &r->dest);
-	r->absolute = r->via != NULL && r->via->scheme == PROXY_SCHEME_HTTP;
-	if (r->absolute)
+	r->via = upstream_route(c->srv->upstream, !c->mitm, &r->dest);
+	r->absolute = !c->mitm && r->via != NULL &&
+	    r->via->scheme == PROXY_SCHEME_HTTP;
+	if (c->mitm)
+		snprintf(r->pool_key, sizeof r->pool_key, "tls %s:%u%s%s",
+		    r->dest.host, r->dest.port, r->via ? " via " : "",
+		    r->via ? r->via->display : "");
+	else if (r->absolute)
 		snprintf(r->pool_key, sizeof r->pool_key, "proxy %s",
 		    r->via->display);
 	else
@@ -204,7 +232,8 @@ acquire(struct conn *c)
 	}
 	r->reused = false;
 	c->state = CONN_DIAL;
-	c->dial = dial_start(c->srv, &r->dest, DIAL_HTTP, dialed, c);
+	c->dial = dial_start(c->srv, &r->dest, c->mitm ? DIAL_STREAM :
+	    DIAL_HTTP, dialed, c);
 }
 
 /* Append one header line. */
@@ -582,7 +611,8 @@ origin_read(struct bufferevent *bev, void *arg)
 		http_fwd_origin_free(o);
 		return;
 	}
-	pump_response(o->conn);
+	if (!o->handshaking)
+		pump_response(o->conn);
 }
 
 static void
@@ -591,7 +621,7 @@ origin_write(struct bufferevent *bev, void *arg)
 	struct origin *o = arg;
 
 	(void)bev;
-	if (o->conn != NULL)
+	if (o->conn != NULL && !o->handshaking)
 		pump_request(o->conn);
 }
 
@@ -609,6 +639,23 @@ origin_event(struct bufferevent *bev, short what, void *arg)
 		return;
 	}
 	r = &c->req;
+	if (o->handshaking) {
+		char why[320];
+
+		if (what & BEV_EVENT_CONNECTED) {
+			o->handshaking = false;
+			attach(c, o);
+			return;
+		}
+		if (what & BEV_EVENT_TIMEOUT) {
+			conn_error(c, 504, "the origin's TLS handshake timed "
+			    "out", NULL);
+			return;
+		}
+		mitm_origin_error(o->bev, why, sizeof why);
+		conn_error(c, 502, why, NULL);
+		return;
+	}
 	if (what & BEV_EVENT_TIMEOUT) {
 		if (!r->resp_head_done)
 			conn_error(c, 504, "the origin did not answer in time",

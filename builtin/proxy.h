@@ -44,6 +44,9 @@ struct evbuffer;
 struct evdns_base;
 struct origin;
 struct policy;
+struct mitm;
+struct secrets;
+struct bufferevent;
 struct proxy_url;
 struct upstream;
 struct tunnel;
@@ -68,6 +71,8 @@ struct server {
 	struct audit		*audit;
 	struct evdns_base	*dns;
 	struct upstream		*upstream;	/* corporate proxy, or NULL */
+	struct mitm		*mitm;		/* interception set-up */
+	struct secrets		*secrets;	/* bindings, or NULL */
 
 	int			 lfd;
 	struct event		*accept_ev;
@@ -96,6 +101,7 @@ struct server {
 enum conn_state {
 	CONN_HEAD,		/* reading a request head */
 	CONN_SOCKS,		/* SOCKS5 handshake */
+	CONN_TLS,		/* TLS handshake of an intercepted tunnel */
 	CONN_DIAL,		/* waiting for an origin */
 	CONN_HTTP,		/* forwarding a request and its response */
 	CONN_TUNNEL,		/* CONNECT relay */
@@ -157,6 +163,11 @@ struct conn {
 	struct dial		*dial;
 	struct origin		*origin;
 	struct tunnel		*tunnel;
+	bool			 mitm;		/* requests come from inside an
+						   intercepted tunnel */
+	bool			 sni_mismatch;
+	struct dest		 tunnel_dest;	/* the tunnel's host and port */
+	const char		*tunnel_door;
 };
 
 /* server.c */
@@ -170,6 +181,8 @@ void		 conn_free(struct conn *);
 void		 conn_close(struct conn *, const char *);
 void		 conn_error(struct conn *, int, const char *, const char *);
 void		 conn_finish(struct conn *);
+void		 conn_set_client(struct conn *, struct bufferevent *);
+void		 conn_intercept(struct conn *, const void *, size_t);
 void		 conn_request_done(struct conn *);
 void		 conn_audit(struct conn *, const char *, const char *,
 		    const char *);
