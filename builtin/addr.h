@@ -24,7 +24,8 @@ struct dest {
 	/* Canonical text: a name in lower case without its trailing dot; an
 	 * IPv4 address as a dotted quad (whatever numeric spelling was sent:
 	 * 2130706433, 0x7f.1, 017700000001, 127.1); an IPv6 address in its
-	 * RFC 5952 form, without brackets. */
+	 * RFC 5952 form, without brackets, dotted only for IPv4-mapped
+	 * (::ffff:127.0.0.1, but ::7f00:1). */
 	char		host[ADDR_HOST_MAX + 1];
 	uint16_t	port;
 	enum addr_kind	kind;
@@ -46,7 +47,9 @@ enum addr_result {
 /*
  * "host[:port]" as found in an absolute URI, a Host header or a CONNECT
  * target; "[v6]" with brackets. Without a port, default_port is used unless
- * it is 0 (then a port is required). The input need not be NUL-terminated.
+ * it is 0 (then a port is required). A port is 1 to 5 decimal digits, value
+ * 1..65535; leading zeros are tolerated ("080" is 80, as browsers read
+ * it). The input need not be NUL-terminated. On error dest is all zero.
  */
 int	addr_parse_authority(const char *, size_t, uint16_t default_port,
 	    struct dest *);
@@ -76,10 +79,13 @@ const char *addr_strerror(int);
  */
 unsigned addr_classify(const struct sockaddr *);
 
-/* The first guarded class's name ("loopback", "link-local", ...). */
+/* The most telling guarded class's name ("cloud metadata" before
+ * "link-local", then "loopback", "unspecified", "link-local", "multicast",
+ * "broadcast", "reserved"); "private" or "public" when none is guarded. */
 const char *addr_class_name(unsigned);
 
-/* The IPv4 address an IPv6 one embeds, if any. */
+/* The IPv4 address an IPv6 one embeds, if any (the forms above, and
+ * IPv4-translated ::ffff:0:0:0/96). out may be NULL. */
 bool	addr_embedded_v4(const struct in6_addr *, struct in_addr *);
 
 /* Address without port: "127.0.0.1", "::1". */

@@ -143,16 +143,22 @@ request_dest(const struct socks5_request *r, struct dest *d)
 
 	memset(d, 0, sizeof *d);
 	switch (r->dst.atyp) {
-	case SOCKS5_ATYP_IPV4:
+	case SOCKS5_ATYP_IPV4: {
+		struct sockaddr_in sin = { .sin_family = AF_INET };
+		sin.sin_addr = r->dst.v4;
 		d->kind = ADDR_IPV4;
 		d->v4 = r->dst.v4;
-		inet_ntop(AF_INET, &d->v4, d->host, sizeof d->host);
+		addr_ntop((struct sockaddr *)&sin, d->host, sizeof d->host);
 		break;
-	case SOCKS5_ATYP_IPV6:
+	}
+	case SOCKS5_ATYP_IPV6: {
+		struct sockaddr_in6 sin6 = { .sin6_family = AF_INET6 };
+		sin6.sin6_addr = r->dst.v6;
 		d->kind = ADDR_IPV6;
 		d->v6 = r->dst.v6;
-		inet_ntop(AF_INET6, &d->v6, d->host, sizeof d->host);
+		addr_ntop((struct sockaddr *)&sin6, d->host, sizeof d->host);
 		break;
+	}
 	default:
 		if ((e = addr_parse_host(r->dst.name, r->dst.namelen, d)) !=
 		    ADDR_OK)
