@@ -16,11 +16,14 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
+#include <openssl/crypto.h>
+
 #include "builtin/audit.h"
 #include "builtin/dial.h"
 #include "builtin/http_fwd.h"
 #include "builtin/mitm.h"
 #include "builtin/policy.h"
+#include "builtin/secrets.h"
 #include "builtin/proxy.h"
 #include "builtin/tunnel.h"
 #include "common/log.h"
@@ -152,6 +155,7 @@ conn_audit(struct conn *c, const char *event, const char *decision,
 	e.ms = r->start_ms ? server_now_ms() - r->start_ms : 0;
 	e.reason = reason;
 	e.mitm = c->mitm;
+	e.secret = r->secret;
 	e.upstream = r->via ? r->via->display : NULL;
 	audit_log(c->srv->audit, &e);
 	c->srv->stats.bytes_up += r->bytes_up;
@@ -163,8 +167,16 @@ request_reset(struct conn *c)
 {
 	free(c->req.path);
 	free(c->req.target);
-	if (c->req.out_head != NULL)
+	if (c->req.out_head != NULL) {
+		/* It may hold an injected secret. */
+		size_t n = evbuffer_get_length(c->req.out_head);
+		if (n > 0)
+			OPENSSL_cleanse(evbuffer_pullup(c->req.out_head, -1), n);
 		evbuffer_free(c->req.out_head);
+	}
+	if (c->req.xbuf != NULL)
+		evbuffer_free(c->req.xbuf);
+	secrets_subst_free(c->req.subst);
 	memset(&c->req, 0, sizeof c->req);
 	c->in_request = false;
 }

@@ -21,6 +21,7 @@
 #include "builtin/dial.h"
 #include "builtin/http_fwd.h"
 #include "builtin/mitm.h"
+#include "builtin/secrets.h"
 #include "builtin/proxy.h"
 #include "common/log.h"
 #include "common/xmalloc.h"
@@ -246,11 +247,65 @@ add_header(struct evbuffer *b, const struct http_header *h)
 	evbuffer_add(b, "\r\n", 2);
 }
 
+/* Is h a header our injection replaces, for dest's bindings? */
+static bool
+injected(const struct secrets *s, const struct dest *d,
+    const struct http_header *h)
+{
+	for (size_t i = secrets_next(s, d, 0); i < secrets_count(s);
+	    i = secrets_next(s, d, i + 1))
+		if (http_slice_eq(h->name, secrets_header_name(s, i)))
+			return true;
+	return false;
+}
+
+/*
+ * Names that CGI-style origins read as framing or routing fields
+ * (Content_Length is Content-Length to them): never forwarded, so no
+ * second opinion on where a message ends can reach the origin.
+ */
+static bool
+underscore_alias(const struct http_header *h)
+{
+	static const char *names[] = { "content-length", "transfer-encoding",
+	    "host", "connection" };
+	char	n[32];
+
+	if (memchr(h->name.p, '_', h->name.len) == NULL ||
+	    h->name.len >= sizeof n)
+		return false;
+	for (size_t i = 0; i < h->name.len; i++)
+		n[i] = h->name.p[i] == '_' ? '-' : (char)(h->name.p[i] |
+		    ((h->name.p[i] >= 'A' && h->name.p[i] <= 'Z') ? 0x20 : 0));
+	n[h->name.len] = '\0';
+	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+		if (strcmp(n, names[i]) == 0)
+			return true;
+	return false;
+}
+
 void
 http_fwd_start(struct conn *c, const struct http_request *req, size_t headlen)
 {
-	struct request	*r = &c->req;
-	struct evbuffer	*h = evbuffer_new();
+	struct request		*r = &c->req;
+	const struct secrets	*sec = c->srv->secrets;
+	struct evbuffer		*h = evbuffer_new();
+	bool			 bound, rechunk = false;
+	char			*nv;
+	size_t			 nvlen, i;
+
+	/* A host with secret bindings: its header set, placeholders in
+	 * headers and body replaced by values. */
+	bound = sec != NULL && secrets_for_host(sec, &r->dest);
+	if (bound && req->body != HTTP_BODY_NONE) {
+		r->subst = secrets_subst_new(sec, &r->dest);
+		/* A chunked body is decoded and re-chunked; one whose length
+		 * changes is sent chunked. */
+		r->out_chunked = req->body == HTTP_BODY_CHUNKED ||
+		    !secrets_subst_preserving(r->subst);
+		rechunk = r->out_chunked && req->body == HTTP_BODY_LENGTH;
+		r->xbuf = evbuffer_new();
+	}
 
 	/* The request line is written when the route is known (attach());
 	 * the URI's authority becomes the Host. */
@@ -260,17 +315,42 @@ http_fwd_start(struct conn *c, const struct http_request *req, size_t headlen)
 		evbuffer_add_printf(h, "[%s]", r->dest.host);
 	else
 		evbuffer_add(h, r->dest.host, strlen(r->dest.host));
-	if (r->dest.port != 80)
+	if (r->dest.port != (c->mitm ? 443 : 80))
 		evbuffer_add_printf(h, ":%u", r->dest.port);
 	evbuffer_add(h, "\r\n", 2);
-	for (size_t i = 0; i < req->nheaders; i++) {
+	for (i = 0; i < req->nheaders; i++) {
 		const struct http_header *hd = &req->headers[i];
 		if (http_slice_eq(hd->name, "host") ||
-		    http_is_hop_by_hop(req->headers, req->nheaders, hd))
+		    http_is_hop_by_hop(req->headers, req->nheaders, hd) ||
+		    underscore_alias(hd) ||
+		    (rechunk && http_slice_eq(hd->name, "content-length")))
 			continue;
+		if (bound) {
+			if (injected(sec, &r->dest, hd))
+				continue;
+			if (secrets_replace(sec, &r->dest, hd->value.p,
+			    hd->value.len, &nv, &nvlen) > 0) {
+				evbuffer_add(h, hd->name.p, hd->name.len);
+				evbuffer_add(h, ": ", 2);
+				evbuffer_add(h, nv, nvlen);
+				evbuffer_add(h, "\r\n", 2);
+				freezero(nv, nvlen);
+				continue;
+			}
+		}
 		add_header(h, hd);
 	}
-	if (req->body == HTTP_BODY_CHUNKED)
+	for (i = bound ? secrets_next(sec, &r->dest, 0) : 0; bound &&
+	    i < secrets_count(sec); i = secrets_next(sec, &r->dest, i + 1)) {
+		char *line = secrets_header_line(sec, i, &nvlen);
+		evbuffer_add(h, line, nvlen);
+		freezero(line, nvlen);
+		if (r->secret == NULL)
+			r->secret = secrets_name(sec, i);
+	}
+	if (bound && !c->mitm)
+		r->note = "a secret was sent in clear (plain HTTP)";
+	if (req->body == HTTP_BODY_CHUNKED || rechunk)
 		evbuffer_add(h, "Transfer-Encoding: chunked\r\n", 28);
 	evbuffer_add(h, "\r\n", 2);
 
@@ -280,8 +360,64 @@ http_fwd_start(struct conn *c, const struct http_request *req, size_t headlen)
 	http_chunked_init(&r->req_chunked);
 	r->req_done = req->body == HTTP_BODY_NONE ||
 	    (req->body == HTTP_BODY_LENGTH && req->content_length == 0);
+	if (r->req_done && r->out_chunked)
+		r->req_done = false;	/* the last chunk is still to go */
 	evbuffer_drain(bufferevent_get_input(c->client), headlen);
 	acquire(c);
+}
+
+/* Substituted body bytes, gathered for one write (and one chunk). */
+static void
+emit_up(void *arg, const void *p, size_t n)
+{
+	struct conn *c = arg;
+
+	evbuffer_add(c->req.xbuf, p, n);
+}
+
+/* What a feed produced goes to the origin, framed as it must be. */
+static void
+flush_up(struct conn *c, struct evbuffer *out, bool last)
+{
+	struct request	*r = &c->req;
+	size_t		 n = evbuffer_get_length(r->xbuf);
+
+	if (n > 0) {
+		if (r->out_chunked)
+			evbuffer_add_printf(out, "%zx\r\n", n);
+		r->bytes_up += n;
+		evbuffer_add_buffer(out, r->xbuf);
+		if (r->out_chunked)
+			evbuffer_add(out, "\r\n", 2);
+	}
+	if (last && r->out_chunked)
+		evbuffer_add(out, "0\r\n\r\n", 5);
+}
+
+/* Feed n bytes of src through the substitution, then drop them. */
+static void
+feed(struct conn *c, struct evbuffer *src, size_t n)
+{
+	struct evbuffer_iovec	v[16];
+	struct evbuffer_ptr	p;
+	size_t			done = 0;
+	int			k;
+
+	while (done < n) {
+		evbuffer_ptr_set(src, &p, done, EVBUFFER_PTR_SET);
+		k = evbuffer_peek(src, (ev_ssize_t)(n - done), &p, v, 16);
+		if (k <= 0)
+			break;
+		for (int j = 0; j < k && j < 16 && done < n; j++) {
+			size_t len = v[j].iov_len;
+			if (len > n - done)
+				len = n - done;
+			secrets_subst_feed(c->req.subst, v[j].iov_base, len,
+			    emit_up, c);
+			done += len;
+		}
+	}
+	evbuffer_drain(src, n);
 }
 
 /*
@@ -334,6 +470,61 @@ move_chunked(struct evbuffer *src, struct evbuffer *dst,
 	return (ssize_t)total;
 }
 
+/* A request body to a bound host: decoded, substituted, re-framed. */
+static void
+pump_request_subst(struct conn *c, struct evbuffer *in, struct evbuffer *out)
+{
+	struct request	*r = &c->req;
+	size_t		 avail, room, n;
+
+	while (!r->req_done && (avail = evbuffer_get_length(in)) > 0) {
+		size_t queued = evbuffer_get_length(out);
+		if (queued >= PROXY_HIGH_WATER)
+			return;
+		room = PROXY_HIGH_WATER - queued;
+		if (r->req_body == HTTP_BODY_LENGTH) {
+			n = avail < room ? avail : room;
+			if (n > r->req_left)
+				n = (size_t)r->req_left;
+			feed(c, in, n);
+			r->req_left -= n;
+		} else {
+			/* One run at a time: framing is dropped, data fed. */
+			struct evbuffer_iovec	v;
+			bool			is_data;
+			ssize_t			m;
+
+			if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+				break;
+			m = http_chunked_step(&r->req_chunked, v.iov_base,
+			    v.iov_len < room ? v.iov_len : room, &is_data);
+			if (m < 0) {
+				conn_close(c, "bad chunked framing in the "
+				    "request body");
+				return;
+			}
+			if (m == 0)
+				break;
+			if (is_data)
+				feed(c, in, (size_t)m);
+			else
+				evbuffer_drain(in, (size_t)m);
+		}
+		if ((r->req_body == HTTP_BODY_LENGTH && r->req_left == 0) ||
+		    (r->req_body == HTTP_BODY_CHUNKED &&
+		    http_chunked_done(&r->req_chunked))) {
+			secrets_subst_finish(r->subst, emit_up, c);
+			r->req_done = true;
+		}
+		flush_up(c, out, r->req_done);
+	}
+	if (!r->req_done && r->req_body == HTTP_BODY_LENGTH &&
+	    r->req_left == 0) {		/* an empty body, re-chunked */
+		r->req_done = true;
+		flush_up(c, out, true);
+	}
+}
+
 /* Client -> origin: the request body, as far as the origin takes it. */
 static void
 pump_request(struct conn *c)
@@ -347,6 +538,10 @@ pump_request(struct conn *c)
 		return;
 	in = bufferevent_get_input(c->client);
 	out = bufferevent_get_output(c->origin->bev);
+	if (r->subst != NULL) {
+		pump_request_subst(c, in, out);
+		return;
+	}
 	while (!r->req_done && (avail = evbuffer_get_length(in)) > 0) {
 		size_t queued = evbuffer_get_length(out);
 		if (queued >= PROXY_HIGH_WATER)
@@ -482,7 +677,7 @@ finish(struct conn *c)
 	struct origin	*o = c->origin;
 	bool		 reuse;
 
-	conn_audit(c, "request", "allow", NULL);
+	conn_audit(c, "request", "allow", r->note);
 	c->in_request = false;
 	reuse = r->resp_keepalive && r->req_done &&
 	    evbuffer_get_length(bufferevent_get_input(o->bev)) == 0 &&

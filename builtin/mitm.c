@@ -20,6 +20,7 @@
 #include "builtin/certs.h"
 #include "builtin/mitm.h"
 #include "builtin/policy.h"
+#include "builtin/secrets.h"
 #include "builtin/proxy.h"
 #include "common/log.h"
 #include "common/xmalloc.h"
@@ -84,6 +85,13 @@ mitm_free(struct mitm *m)
 }
 
 bool
+mitm_wanted(const struct server *srv, const struct dest *d)
+{
+	return srv->mitm != NULL && srv->mitm->certs != NULL &&
+	    secrets_for_host(srv->secrets, d) && !mitm_excluded(srv->mitm, d);
+}
+
+bool
 mitm_excluded(const struct mitm *m, const struct dest *d)
 {
 	struct verdict v;
@@ -92,27 +100,6 @@ mitm_excluded(const struct mitm *m, const struct dest *d)
 		return false;
 	policy_check_dest(m->nomitm, d, &v);
 	return v.allow;
-}
-
-/* The OpenSSL error queue as one line (and emptied). */
-static void
-ssl_errors(char *buf, size_t len)
-{
-	unsigned long	e;
-	size_t		off = 0;
-
-	buf[0] = '\0';
-	while ((e = ERR_get_error()) != 0) {
-		if (off + 3 < len) {
-			int n = snprintf(buf + off, len - off, "%s%s",
-			    off ? "; " : "", ERR_reason_error_string(e) ?
-			    ERR_reason_error_string(e) : "TLS error");
-			if (n > 0)
-				off += (size_t)n;
-		}
-	}
-	if (off == 0)
-		snprintf(buf, len, "connection closed during the handshake");
 }
 
 void
@@ -126,7 +113,7 @@ mitm_start(struct conn *c, const void *hello, size_t len)
 	if ((ssl = SSL_new(m->server_ctx)) == NULL ||
 	    certs_ssl_set_leaf(m->certs, ssl, c->req.dest.host) != 0) {
 		char e[256];
-		ssl_errors(e, sizeof e);
+		certs_tls_errors(e, sizeof e);
 		SSL_free(ssl);
 		conn_close(c, e);
 		return;
@@ -158,9 +145,9 @@ mitm_client_ready(struct conn *c)
 void
 mitm_client_failed(struct conn *c)
 {
-	char e[256], why[320];
+	char e[256], why[384];
 
-	ssl_errors(e, sizeof e);
+	certs_tls_errors(e, sizeof e);
 	snprintf(why, sizeof why, "TLS handshake with the client failed "
 	    "(does it trust egress-run's CA?): %s", e);
 	conn_close(c, why);
@@ -191,7 +178,7 @@ mitm_origin_error(struct bufferevent *bev, char *buf, size_t len)
 	const char	*v = ssl ? certs_verify_error(ssl) : NULL;
 	char		 e[256];
 
-	ssl_errors(e, sizeof e);
+	certs_tls_errors(e, sizeof e);
 	if (v != NULL)
 		snprintf(buf, len, "the origin's certificate did not verify: "
 		    "%s", v);

@@ -46,6 +46,7 @@ struct origin;
 struct policy;
 struct mitm;
 struct secrets;
+struct subst;
 struct bufferevent;
 struct proxy_url;
 struct upstream;
@@ -72,7 +73,8 @@ struct server {
 	struct evdns_base	*dns;
 	struct upstream		*upstream;	/* corporate proxy, or NULL */
 	struct mitm		*mitm;		/* interception set-up */
-	struct secrets		*secrets;	/* bindings, or NULL */
+	struct secrets		*secrets;	/* bindings (maybe none) */
+	char			*ca_file;	/* interception CA, or NULL */
 
 	int			 lfd;
 	struct event		*accept_ev;
@@ -84,6 +86,7 @@ struct server {
 	char			 host[64];	/* for clients: 127.0.0.1 */
 	unsigned		 port;
 	unsigned		 max_conns;
+	bool			 owner_only;	/* refuse other local users */
 	char			*proxy_user;	/* proxy credentials, or NULL */
 	char			*proxy_pass;
 
@@ -142,6 +145,14 @@ struct request {
 	char			 pool_key[ADDR_HOST_MAX + 160];
 	bool			 absolute;	/* request line in absolute
 						   form (HTTP upstream) */
+	struct subst		*subst;		/* secret substitution in the
+						   request body, or NULL */
+	bool			 out_chunked;	/* body re-chunked for the
+						   origin */
+	struct evbuffer		*xbuf;		/* substituted bytes */
+	const char		*secret;	/* binding injected, for the
+						   audit event */
+	const char		*note;		/* audit reason on success */
 	bool			 reused;	/* origin came from the pool */
 	bool			 retried;
 };

@@ -23,6 +23,9 @@
 
 #include "builtin/audit.h"
 #include "builtin/http_fwd.h"
+#include "builtin/mitm.h"
+#include "builtin/secrets.h"
+#include "builtin/peer.h"
 #include "builtin/policy.h"
 #include "builtin/proxy.h"
 #include "builtin/server.h"
@@ -69,16 +72,39 @@ server_conn_dead(struct server *srv, struct conn *c)
 
 /* Best effort, on a fresh socket: the answer fits its send buffer. */
 static void
-refuse(int fd, const char *reason)
+refuse(int fd, int status, const char *reason)
 {
-	char	buf[256];
+	char	buf[320];
 	int	n;
 
-	n = snprintf(buf, sizeof buf, "HTTP/1.1 503 Service Unavailable\r\n"
+	n = snprintf(buf, sizeof buf, "HTTP/1.1 %d %s\r\n"
 	    "X-Egress-Run-Reason: %s\r\nContent-Length: 0\r\n"
-	    "Connection: close\r\n\r\n", reason);
+	    "Connection: close\r\n\r\n", status, status == 403 ?
+	    "Forbidden" : "Service Unavailable", reason);
 	(void)!write(fd, buf, (size_t)n);
 	close(fd);
+}
+
+/*
+ * A loopback proxy serves its own user (and root) only: another local
+ * account must not borrow its secrets or policy. Returns false to refuse.
+ */
+static bool
+same_user(struct server *srv, int fd)
+{
+	static bool	 warned;
+	uid_t		 uid;
+
+	if (!srv->owner_only)
+		return true;
+	if (peer_uid(fd, &uid) != 0) {
+		if (!warned)
+			log_info("cannot tell which user connects to the "
+			    "proxy (%s): not checking", strerror(errno));
+		warned = true;
+		return true;
+	}
+	return uid == geteuid() || uid == 0;
 }
 
 static void
@@ -103,7 +129,8 @@ out_of_fds(struct server *srv)
 		close(srv->reserve_fd);
 		fd = accept4(srv->lfd, NULL, NULL, SOCK_CLOEXEC);
 		if (fd != -1)
-			refuse(fd, "the proxy is out of file descriptors");
+			refuse(fd, 503, "the proxy is out of file "
+			    "descriptors");
 		srv->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	}
 	if (server_now_ms() - warned > 5000) {
@@ -138,7 +165,13 @@ on_accept(evutil_socket_t lfd, short what, void *arg)
 			return;
 		}
 		if (srv->nconns >= srv->max_conns) {
-			refuse(fd, "connection limit reached (--max-conns)");
+			refuse(fd, 503, "connection limit reached "
+			    "(--max-conns)");
+			continue;
+		}
+		if (!same_user(srv, fd)) {
+			refuse(fd, 403, "this proxy serves only the user who "
+			    "started it");
 			continue;
 		}
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -224,6 +257,12 @@ open_listener(struct server *srv, const char *listen_spec, char *err,
 	freeaddrinfo(res);
 	free(host);
 	srv->lfd = fd;
+	/* On loopback the kernel can tell who connects: check it. */
+	srv->owner_only = (srv->laddr.ss_family == AF_INET &&
+	    (ntohl(((struct sockaddr_in *)&srv->laddr)->sin_addr.s_addr) >> 24)
+	    == 127) || (srv->laddr.ss_family == AF_INET6 &&
+	    IN6_IS_ADDR_LOOPBACK(&((struct sockaddr_in6 *)&srv->laddr)->
+	    sin6_addr));
 	srv->port = ntohs(srv->laddr.ss_family == AF_INET ?
 	    ((struct sockaddr_in *)&srv->laddr)->sin_port :
 	    ((struct sockaddr_in6 *)&srv->laddr)->sin6_port);
@@ -240,12 +279,46 @@ open_listener(struct server *srv, const char *listen_spec, char *err,
 	return 0;
 }
 
+/* Interception for the hosts that secret bindings name. */
+static int
+load_secrets(struct server *srv, const struct config *cfg,
+    const char *state_dir, char *err, size_t errlen)
+{
+	char	*ca = NULL;
+	bool	 needed = false;
+	int	 r = -1;
+
+	if (secrets_count(srv->secrets) > 0)
+		needed = true;
+	ca = xprintf("%s/egress-run-ca.pem", state_dir);
+	if ((srv->mitm = mitm_new(cfg, needed, ca, err, errlen)) == NULL)
+		goto out;
+	if (needed || cfg->ca_cert != NULL)
+		srv->ca_file = xstrdup(ca);
+	for (size_t i = 0; i < secrets_count(srv->secrets); i++) {
+		const char	*h = secrets_host(srv->secrets, i);
+		struct dest	 d;
+
+		if (addr_parse_host(h, strlen(h), &d) == ADDR_OK &&
+		    mitm_excluded(srv->mitm, &d))
+			log_warn("--secret %s: %s is --no-mitm, so the secret "
+			    "is injected only into plain-HTTP requests",
+			    secrets_name(srv->secrets, i), h);
+	}
+	r = 0;
+out:
+	free(ca);
+	return r;
+}
+
 struct server *
-server_start(struct event_base *base, const struct config *cfg, char *err,
-    size_t errlen, bool *fatal)
+server_start(struct event_base *base, const struct config *cfg,
+    struct secrets *secrets, const char *state_dir, char *err, size_t errlen,
+    bool *fatal)
 {
 	struct server	*srv = xcalloc(1, sizeof *srv);
 
+	srv->secrets = secrets;
 	*fatal = false;
 	srv->base = base;
 	srv->cfg = cfg;
@@ -257,6 +330,10 @@ server_start(struct event_base *base, const struct config *cfg, char *err,
 	TAILQ_INIT(&srv->pool);
 	srv->policy = policy_new();
 	if (load_policy(srv, cfg, err, errlen) != 0) {
+		*fatal = true;
+		goto fail;
+	}
+	if (load_secrets(srv, cfg, state_dir, err, errlen) != 0) {
 		*fatal = true;
 		goto fail;
 	}
@@ -310,6 +387,12 @@ fail:
 	return NULL;
 }
 
+const char *
+server_ca_file(const struct server *srv)
+{
+	return srv->ca_file;
+}
+
 const char *const *
 server_scrub(const struct server *srv)
 {
@@ -359,6 +442,8 @@ server_stop(struct server *srv)
 		evdns_base_free(srv->dns, 0);
 	policy_free(srv->policy);
 	upstream_free(srv->upstream);
+	mitm_free(srv->mitm);
+	free(srv->ca_file);
 	if (srv->accept_ev != NULL)
 		event_free(srv->accept_ev);
 	if (srv->accept_timer != NULL)

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
+#include <openssl/crypto.h>
 
 #include "common/util.h"
 #include "common/xmalloc.h"
@@ -101,7 +102,8 @@ const char config_usage[] =
 "  --audit FILE            JSON Lines audit log ('-' = stderr)\n"
 "  --fail-closed           exit 125 if a proxy cannot be set up\n"
 "  --print-env             print COMMAND's environment (sh) and exit\n"
-"  -q, -v                  quieter, more verbose (-vv: debug)\n"
+"  -q, --quiet             only errors on stderr\n"
+"  -v, --verbose           more on stderr (-vv: debug)\n"
 "  --help, --version\n"
 "Exit: COMMAND's status; 128+N if killed by signal N; 125 egress-run error;\n"
 "126 COMMAND not executable; 127 COMMAND not found. See egress-run(1).\n";
@@ -151,6 +153,13 @@ config_free(struct config *c)
 		clear_value(c, &opts[i]);
 	free(c->config_file);
 	c->config_file = NULL;
+}
+
+void
+config_wipe_secrets(struct config *c)
+{
+	for (size_t i = 0; i < c->secrets.n; i++)
+		OPENSSL_cleanse(c->secrets.v[i], strlen(c->secrets.v[i]));
 }
 
 size_t
@@ -482,6 +491,18 @@ config_load_json(struct config *c, const char *text, size_t len,
 		snprintf(err, errlen, "%s: invalid JSON at line %u, column %u",
 		    file, line, col);
 		return -1;
+	}
+	/* cJSON stops after the first value: text after it is an error too,
+	 * not something to ignore ("{...}\n}" is a typo, not a config). */
+	while (end != NULL && end < text + len && (*end == ' ' ||
+	    *end == '\t' || *end == '\n' || *end == '\r'))
+		end++;
+	if (end != NULL && end < text + len) {
+		unsigned line, col;
+		position(text, (size_t)(end - text), &line, &col);
+		snprintf(err, errlen, "%s: invalid JSON at line %u, column %u: "
+		    "text after the top-level object", file, line, col);
+		goto out;
 	}
 	if (!cJSON_IsObject(root)) {
 		snprintf(err, errlen, "%s: the top level must be a JSON "

@@ -69,6 +69,9 @@ int	config_load_file(struct config *, const char *, char *, size_t);
 int	config_load_json(struct config *, const char *, size_t, const char *,
 	    char *, size_t);
 
+/* Wipe the secret specs (inline values) once they have been taken. */
+void	config_wipe_secrets(struct config *);
+
 /* Checks across options, after flags and file are merged. */
 int	config_validate(const struct config *, char *, size_t);
 

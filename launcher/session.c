@@ -15,6 +15,7 @@
 #include <event2/event.h>
 
 #include "common/log.h"
+#include "builtin/secrets.h"
 #include "builtin/server.h"
 #include "common/xmalloc.h"
 #include "env/bouquet.h"
@@ -33,6 +34,7 @@ struct session {
 	struct state		*state;
 	struct external		*ext;
 	struct server		*srv;
+	struct secrets		*secrets;
 	struct trust_files	 trust;
 	struct bouquet		 bouquet;
 	pid_t			 child;
@@ -73,8 +75,8 @@ start_builtin(struct session *s)
 	char	err[1024];
 	bool	fatal;
 
-	if ((s->srv = server_start(s->base, s->cfg, err, sizeof err, &fatal))
-	    != NULL)
+	if ((s->srv = server_start(s->base, s->cfg, s->secrets,
+	    state_dir(s->state), err, sizeof err, &fatal)) != NULL)
 		return 0;
 	if (fatal) {
 		log_error("%s", err);
@@ -149,6 +151,8 @@ build_trust(struct session *s)
 		wait_for_file(cfg->external_ca, cfg->bind_timeout_ms);
 		extra[n++] = cfg->external_ca;
 	}
+	if (s->srv != NULL && server_ca_file(s->srv) != NULL)
+		extra[n++] = server_ca_file(s->srv);
 	if (cfg->upstream_ca != NULL)
 		extra[n++] = cfg->upstream_ca;
 	if (n == 0)
@@ -167,9 +171,11 @@ build_trust(struct session *s)
 static void
 build_env(struct session *s, const char *self)
 {
-	struct bouquet_opts o;
+	struct bouquet_opts	o;
+	struct strlist		placeholders;
 
 	memset(&o, 0, sizeof o);
+	memset(&placeholders, 0, sizeof placeholders);
 	if (s->ext != NULL) {
 		o.proxy_host = external_host(s->ext);
 		o.proxy_port = external_port(s->ext);
@@ -178,10 +184,15 @@ build_env(struct session *s, const char *self)
 		o.proxy_port = server_port(s->srv);
 		o.scrub = server_scrub(s->srv);
 	}
+	/* Placeholders whichever proxy runs: with none able to inject, the
+	 * agent's requests fail to authenticate rather than hold a key. */
+	secrets_child_env(s->secrets, &placeholders);
+	o.replace = &placeholders;
 	o.trust = s->trust.bundle != NULL ? &s->trust : NULL;
 	o.self = self;
 	o.no_proxy = &s->cfg->no_proxy;
 	bouquet_build(&s->bouquet, environ, &o);
+	strlist_clear(&placeholders);
 }
 
 static int
@@ -206,9 +217,10 @@ run_child(struct session *s)
 }
 
 int
-session_run(const struct config *cfg, const char *self)
+session_run(struct config *cfg, const char *self)
 {
 	struct session	s;
+	char		err[1024];
 	int		r = 125;
 
 	memset(&s, 0, sizeof s);
@@ -227,6 +239,13 @@ session_run(const struct config *cfg, const char *self)
 		log_error("cannot create the event loop");
 		goto out;
 	}
+	if ((s.secrets = secrets_new(cfg->secrets.v, cfg->secrets.n, environ,
+	    err, sizeof err)) == NULL) {
+		log_error("%s", err);
+		goto out;
+	}
+	/* Inline values now live in the bindings only. */
+	config_wipe_secrets(cfg);
 	if (start_proxy(&s) != 0 || build_trust(&s) != 0)
 		goto out;
 	if (child_signal_pending()) {
@@ -242,6 +261,7 @@ session_run(const struct config *cfg, const char *self)
 	r = run_child(&s);
 out:
 	server_stop(s.srv);
+	secrets_free(s.secrets);
 	external_stop(s.ext);
 	bouquet_free(&s.bouquet);
 	trust_files_free(&s.trust);

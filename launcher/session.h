@@ -8,7 +8,8 @@
 
 struct config;
 
-/* Returns the process exit status (COMMAND's, or 125/126/127). */
-int	session_run(const struct config *, const char *self);
+/* Returns the process exit status (COMMAND's, or 125/126/127). Inline
+ * secret values in the configuration are wiped once taken. */
+int	session_run(struct config *, const char *self);
 
 #endif
