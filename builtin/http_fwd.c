@@ -247,14 +247,15 @@ add_header(struct evbuffer *b, const struct http_header *h)
 	evbuffer_add(b, "\r\n", 2);
 }
 
-/* Is h a header our injection replaces, for dest's bindings? */
+#define MAX_BOUND	16	/* bindings applied to one request */
+
+/* Is h a header our injection replaces? */
 static bool
-injected(const struct secrets *s, const struct dest *d,
+injected(const struct secrets *s, const size_t *idx, size_t n,
     const struct http_header *h)
 {
-	for (size_t i = secrets_next(s, d, 0); i < secrets_count(s);
-	    i = secrets_next(s, d, i + 1))
-		if (http_slice_eq(h->name, secrets_header_name(s, i)))
+	for (size_t i = 0; i < n; i++)
+		if (http_slice_eq(h->name, secrets_header_name(s, idx[i])))
 			return true;
 	return false;
 }
@@ -292,11 +293,15 @@ http_fwd_start(struct conn *c, const struct http_request *req, size_t headlen)
 	struct evbuffer		*h = evbuffer_new();
 	bool			 bound, rechunk = false;
 	char			*nv;
-	size_t			 nvlen, i;
+	size_t			 nvlen, i, idx[MAX_BOUND], nidx = 0;
 
 	/* A host with secret bindings: its header set, placeholders in
 	 * headers and body replaced by values. */
-	bound = sec != NULL && secrets_for_host(sec, &r->dest);
+	for (i = sec ? secrets_next(sec, &r->dest, 0) : 0; sec != NULL &&
+	    i < secrets_count(sec) && nidx < MAX_BOUND;
+	    i = secrets_next(sec, &r->dest, i + 1))
+		idx[nidx++] = i;
+	bound = nidx > 0;
 	if (bound && req->body != HTTP_BODY_NONE) {
 		r->subst = secrets_subst_new(sec, &r->dest);
 		/* A chunked body is decoded and re-chunked; one whose length
@@ -326,7 +331,7 @@ http_fwd_start(struct conn *c, const struct http_request *req, size_t headlen)
 		    (rechunk && http_slice_eq(hd->name, "content-length")))
 			continue;
 		if (bound) {
-			if (injected(sec, &r->dest, hd))
+			if (injected(sec, idx, nidx, hd))
 				continue;
 			if (secrets_replace(sec, &r->dest, hd->value.p,
 			    hd->value.len, &nv, &nvlen) > 0) {
@@ -340,13 +345,12 @@ http_fwd_start(struct conn *c, const struct http_request *req, size_t headlen)
 		}
 		add_header(h, hd);
 	}
-	for (i = bound ? secrets_next(sec, &r->dest, 0) : 0; bound &&
-	    i < secrets_count(sec); i = secrets_next(sec, &r->dest, i + 1)) {
-		char *line = secrets_header_line(sec, i, &nvlen);
+	for (i = 0; i < nidx; i++) {
+		char *line = secrets_header_line(sec, idx[i], &nvlen);
 		evbuffer_add(h, line, nvlen);
 		freezero(line, nvlen);
 		if (r->secret == NULL)
-			r->secret = secrets_name(sec, i);
+			r->secret = secrets_name(sec, idx[i]);
 	}
 	if (bound && !c->mitm)
 		r->note = "a secret was sent in clear (plain HTTP)";

@@ -751,15 +751,19 @@ policy_check_dest(const struct policy *p, const struct dest *d,
 			return;
 		}
 	}
+	/* Allowed verdicts carry no reason text: this is every request's
+	 * path, and nothing reports a reason for an allowed one. */
 	if (p->nallow == 0) {
-		verdict_set(v, true, "default", "allowed: no allow list, "
-		    "everything not denied is allowed");
+		v->allow = true;
+		v->rule = "default";
+		v->reason[0] = '\0';
 		return;
 	}
 	for (i = 0; i < p->nallow; i++) {
 		if (pattern_match_dest(&p->allow[i], &sj, false)) {
-			verdict_set(v, true, p->allow[i].rule, "allowed (%s)",
-			    p->allow[i].rule);
+			v->allow = true;
+			v->rule = p->allow[i].rule;
+			v->reason[0] = '\0';
 			return;
 		}
 	}

@@ -22,7 +22,8 @@ struct verdict {
 					   guard refused), "self" (our own
 					   listener) and "pin" (--resolve).
 					   Valid while the policy lives. */
-	char		 reason[192];	/* one line, for 403 pages & audit */
+	char		 reason[192];	/* one line, for 403 pages & audit;
+					   empty when allowed by stage 1 */
 };
 
 struct policy	*policy_new(void);

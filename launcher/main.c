@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -23,6 +24,14 @@ main(int argc, char **argv)
 
 	if (argc >= 2 && strcmp(argv[1], "connect") == 0)
 		return connect_main(argc - 1, argv + 1);
+
+	/*
+	 * Secret values and the CA key live in this process's memory, and
+	 * COMMAND runs as the same user: no core dumps, no ptrace, no
+	 * /proc/PID/mem for it. (COMMAND itself is dumpable again after
+	 * execve.)
+	 */
+	(void)prctl(PR_SET_DUMPABLE, 0);
 
 	config_init(&cfg);
 	switch (config_parse_args(&cfg, argc, argv, err, sizeof err)) {
