@@ -21,7 +21,7 @@
 #include "builtin/tunnel.h"
 #include "common/xmalloc.h"
 
-#define PIPE_SIZE	(256 * 1024)
+#define PIPE_SIZE	(1024 * 1024)
 #define SPLICE_FLAGS	(SPLICE_F_NONBLOCK | SPLICE_F_MOVE)
 
 struct direction {
