@@ -108,6 +108,11 @@ start_proxy(struct session *s)
 				log_warn("--allow, --deny and --secret are "
 				    "enforced by the built-in proxy only; the "
 				    "external proxy applies its own policy");
+			if (cfg->upstream != NULL || getenv("HTTPS_PROXY") ||
+			    getenv("https_proxy") || getenv("HTTP_PROXY") ||
+			    getenv("http_proxy") || getenv("ALL_PROXY"))
+				log_info("not chaining to an upstream proxy: "
+				    "the external proxy owns its own upstream");
 			return 0;
 		}
 		if (cfg->fail_closed)
@@ -195,12 +200,26 @@ build_env(struct session *s, const char *self)
 	strlist_clear(&placeholders);
 }
 
+/* Say what a user of Node must know, at -v. */
+static void
+node_notice(char *const *argv)
+{
+	const char *base = strrchr(argv[0], '/');
+
+	base = base ? base + 1 : argv[0];
+	if (strcmp(base, "node") == 0 || strcmp(base, "nodejs") == 0)
+		log_info("node before version 24 ignores proxy variables in "
+		    "its https module and fetch: such requests bypass the "
+		    "proxy (NODE_USE_ENV_PROXY=1 is set for newer versions)");
+}
+
 static int
 run_child(struct session *s)
 {
 	struct event	*sigchld;
 	int		 r;
 
+	node_notice(s->cfg->command);
 	sigchld = evsignal_new(s->base, SIGCHLD, on_sigchld, s);
 	event_add(sigchld, NULL);
 	if ((r = child_spawn(s->cfg->command, strlist_array(&s->bouquet.env),
