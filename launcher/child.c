@@ -22,6 +22,12 @@ static volatile sig_atomic_t child_pid;
 static struct rlimit saved_nofile;
 static bool nofile_raised;
 static volatile sig_atomic_t pending;
+/*
+ * Signals ignored when egress-run started (nohup, a background job of a
+ * script): they stay ignored, for egress-run and for COMMAND, as env(1) and
+ * nice(1) would leave them.
+ */
+static sigset_t inherited_ignored;
 
 static const int forwarded[] = { SIGINT, SIGQUIT, SIGTERM, SIGHUP };
 
@@ -52,8 +58,17 @@ child_signals_install(void)
 	sigemptyset(&sa.sa_mask);
 	for (size_t i = 0; i < sizeof forwarded / sizeof forwarded[0]; i++)
 		sigaddset(&sa.sa_mask, forwarded[i]);
-	for (size_t i = 0; i < sizeof forwarded / sizeof forwarded[0]; i++)
+	sigemptyset(&inherited_ignored);
+	for (size_t i = 0; i < sizeof forwarded / sizeof forwarded[0]; i++) {
+		struct sigaction cur;
+
+		if (sigaction(forwarded[i], NULL, &cur) == 0 &&
+		    !(cur.sa_flags & SA_SIGINFO) && cur.sa_handler == SIG_IGN) {
+			sigaddset(&inherited_ignored, forwarded[i]);
+			continue;
+		}
 		(void)sigaction(forwarded[i], &sa, NULL);
+	}
 	signal(SIGPIPE, SIG_IGN);
 }
 
@@ -100,7 +115,8 @@ exec_child(char *const argv[], char *const envp[], int errfd)
 	int		err;
 
 	for (size_t i = 0; i < sizeof forwarded / sizeof forwarded[0]; i++)
-		signal(forwarded[i], SIG_DFL);
+		if (!sigismember(&inherited_ignored, forwarded[i]))
+			signal(forwarded[i], SIG_DFL);
 	signal(SIGPIPE, SIG_DFL);
 	if (nofile_raised)
 		(void)setrlimit(RLIMIT_NOFILE, &saved_nofile);

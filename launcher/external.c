@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -175,11 +176,96 @@ substitute_port(const char *cmd, unsigned port)
 	return out;
 }
 
+/* A wait status reproduced as our own: exit code, or death by the signal. */
+static void __attribute__((noreturn))
+exit_like(int status)
+{
+	sigset_t	 sig;
+	struct rlimit	 nocore = { 0, 0 };
+
+	if (WIFSIGNALED(status)) {
+		(void)setrlimit(RLIMIT_CORE, &nocore);
+		signal(WTERMSIG(status), SIG_DFL);
+		sigemptyset(&sig);
+		sigaddset(&sig, WTERMSIG(status));
+		sigprocmask(SIG_UNBLOCK, &sig, NULL);
+		raise(WTERMSIG(status));
+		_exit(128 + WTERMSIG(status));
+	}
+	_exit(WIFEXITED(status) ? WEXITSTATUS(status) : 125);
+}
+
+/*
+ * The process group's leader: runs CMD with /bin/sh as its only child and
+ * exits as that shell does, so to egress-run it *is* the proxy process. It
+ * exists for the one case no teardown code sees: egress-run killed outright.
+ * PR_SET_PDEATHSIG reaches only a direct child, and sh forks the real proxy;
+ * so the leader takes the death signal and kills the whole group (SIGTERM,
+ * SIGKILL after the grace period). Signals sent to the group by
+ * external_stop() reach the shell and the proxy; the leader just waits.
+ */
+static void __attribute__((noreturn))
+supervise(const char *cmd, pid_t parent)
+{
+	sigset_t	 wait_for, none;	/* none: reused for SIGCHLD */
+	siginfo_t	 si;
+	struct timespec	 ts;
+	long long	 deadline;
+	int		 status;
+	pid_t		 pid;
+
+	sigemptyset(&wait_for);
+	sigaddset(&wait_for, SIGCHLD);
+	sigaddset(&wait_for, SIGUSR1);		/* egress-run died */
+	sigaddset(&wait_for, SIGTERM);
+	sigaddset(&wait_for, SIGINT);
+	sigaddset(&wait_for, SIGHUP);
+	sigaddset(&wait_for, SIGQUIT);
+	sigprocmask(SIG_SETMASK, &wait_for, NULL);
+	(void)prctl(PR_SET_PDEATHSIG, SIGUSR1);
+	if (getppid() != parent)		/* died before prctl */
+		_exit(125);
+	if ((pid = fork()) == -1)
+		_exit(126);
+	if (pid == 0) {
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+		_exit(127);
+	}
+	for (;;) {
+		if (sigwaitinfo(&wait_for, &si) == -1)
+			continue;
+		if (si.si_signo == SIGCHLD) {
+			if (waitpid(pid, &status, WNOHANG) == pid)
+				exit_like(status);
+			continue;
+		}
+		if (si.si_signo != SIGUSR1 || getppid() == parent)
+			continue;	/* the shell got the same signal */
+		/* egress-run is gone: stop everything it started. */
+		(void)kill(-getpid(), SIGTERM);
+		deadline = now_ms() + GRACE_MS;
+		sigemptyset(&none);
+		sigaddset(&none, SIGCHLD);
+		while (waitpid(pid, &status, WNOHANG) == 0 &&
+		    now_ms() < deadline) {
+			long long left = deadline - now_ms();
+
+			ts.tv_sec = left / 1000;
+			ts.tv_nsec = (left % 1000) * 1000000;
+			(void)sigtimedwait(&none, NULL, &ts);
+		}
+		(void)kill(-getpid(), SIGKILL);		/* ourselves too */
+		_exit(125);
+	}
+}
+
 static pid_t
 spawn(const char *cmd, const char *logpath, char *err, size_t errlen)
 {
 	int	logfd, nullfd;
-	pid_t	pid;
+	pid_t	pid, parent = getpid();
 
 	logfd = open(logpath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 	if (logfd == -1) {
@@ -193,11 +279,8 @@ spawn(const char *cmd, const char *logpath, char *err, size_t errlen)
 		return -1;
 	}
 	if (pid == 0) {
-		sigset_t all;
-
 		/* Own process group: teardown signals the whole group. */
 		setpgid(0, 0);
-		(void)prctl(PR_SET_PDEATHSIG, SIGKILL);
 		nullfd = open("/dev/null", O_RDONLY);
 		dup2(nullfd, STDIN_FILENO);
 		dup2(logfd, STDOUT_FILENO);
@@ -208,10 +291,8 @@ spawn(const char *cmd, const char *logpath, char *err, size_t errlen)
 		signal(SIGQUIT, SIG_DFL);
 		signal(SIGTERM, SIG_DFL);
 		signal(SIGHUP, SIG_DFL);
-		sigemptyset(&all);
-		sigprocmask(SIG_SETMASK, &all, NULL);
-		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
-		_exit(127);
+		signal(SIGCHLD, SIG_DFL);
+		supervise(cmd, parent);
 	}
 	/* Also from here, so the group exists before anyone signals it. */
 	setpgid(pid, pid);
