@@ -508,9 +508,9 @@ dispatch(struct conn *c, const struct http_request *req, size_t headlen)
 	c->req.client_keepalive = req->keep_alive;
 	c->req.head = http_slice_eq(req->method, "HEAD");
 	if (req->form != HTTP_FORM_AUTHORITY && req->path.len > 0) {
-		plen = strcspn(req->path.p, "?");
-		if (plen > req->path.len)
-			plen = req->path.len;
+		/* Wire bytes, not a C string: bounded search. */
+		const char *q = memchr(req->path.p, '?', req->path.len);
+		plen = q ? (size_t)(q - req->path.p) : req->path.len;
 		c->req.path = xstrndup(req->path.p, plen > 1024 ? 1024 : plen);
 	}
 	if (c->mitm) {

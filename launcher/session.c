@@ -102,6 +102,10 @@ start_proxy(struct session *s)
 	if (cfg->external != NULL || cfg->external_addr != NULL) {
 		log = state_path(s->state, "external.log");
 		s->ext = external_start(cfg, log, err, sizeof err);
+		if (s->ext == NULL && child_signal_pending()) {
+			free(log);	/* stopped by a signal: no fallback */
+			return 0;
+		}
 		if (s->ext != NULL) {
 			free(log);
 			if (cfg->allow.n || cfg->deny.n || cfg->secrets.n)
