@@ -193,7 +193,7 @@ handshaken(int status, const char *reason, const uint8_t *left, size_t n,
 	d->hs = NULL;
 	if (status != 0) {
 		d->have_failure = false;	/* this is the failure to tell */
-		fail(d, 502, ECONNREFUSED, NULL, "%s", reason);
+		fail(d, 502, EPROTO, NULL, "%s", reason);
 		finish(d, -1);
 		return;
 	}

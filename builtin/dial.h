@@ -28,7 +28,8 @@ struct dial_result {
 	int			 err;		/* errno-style cause: EACCES
 						   (policy), ECONNREFUSED,
 						   ENETUNREACH, ETIMEDOUT,
-						   EHOSTUNREACH (no address) */
+						   EHOSTUNREACH (no address),
+						   EPROTO (upstream refused) */
 	char			 reason[224];
 	struct sockaddr_storage	 addr;		/* connected (or refused) */
 	const struct proxy_url	*via;		/* the upstream used, or NULL */

@@ -21,6 +21,7 @@
 #include "builtin/dial.h"
 #include "builtin/http_fwd.h"
 #include "builtin/mitm.h"
+#include "builtin/policy.h"
 #include "builtin/secrets.h"
 #include "builtin/proxy.h"
 #include "common/log.h"
@@ -123,10 +124,22 @@ request_line(struct conn *c, struct evbuffer *out)
 	char		*auth;
 
 	evbuffer_add_printf(out, "%s ", r->method);
-	if (r->absolute)
-		evbuffer_add_printf(out, r->dest.kind == ADDR_IPV6 ?
-		    "http://[%s]:%u" : "http://%s:%u", r->dest.host,
-		    r->dest.port);
+	if (r->absolute) {
+		/* A pinned name goes to the upstream as its pinned address
+		 * (the Host header keeps the name): pins decide what we
+		 * send, as for CONNECT. */
+		struct sockaddr_storage	pin;
+		char			a[64];
+
+		if (policy_pinned(c->srv->policy, &r->dest, &pin, 1) == 1) {
+			addr_ntop((struct sockaddr *)&pin, a, sizeof a);
+			evbuffer_add_printf(out, pin.ss_family == AF_INET6 ?
+			    "http://[%s]:%u" : "http://%s:%u", a, r->dest.port);
+		} else
+			evbuffer_add_printf(out, r->dest.kind == ADDR_IPV6 ?
+			    "http://[%s]:%u" : "http://%s:%u", r->dest.host,
+			    r->dest.port);
+	}
 	evbuffer_add_printf(out, "%s HTTP/1.1\r\n", r->target);
 	if (r->absolute) {
 		auth = upstream_auth_header(r->via);
@@ -647,6 +660,23 @@ parse_response_head(struct conn *c)
 	if (resp.status == 101) {
 		conn_error(c, 502, "the origin switched protocols unasked",
 		    NULL);
+		return -1;
+	}
+	if (resp.status == 407 && r->absolute) {
+		/* The corporate proxy refused our credentials: the client
+		 * must not think egress-run wants a password. */
+		static bool	warned;
+		char		why[256];
+
+		if (!warned)
+			log_warn("upstream proxy %s asks for authentication "
+			    "(407): check the user and password in its URL",
+			    r->via->display);
+		warned = true;
+		snprintf(why, sizeof why, "upstream proxy %s: authentication "
+		    "failed (407 Proxy Authentication Required)",
+		    r->via->display);
+		conn_error(c, 502, why, NULL);
 		return -1;
 	}
 	if (resp.status < 200) {

@@ -1053,3 +1053,14 @@ secrets_subst_active(const struct subst *sb)
 {
 	return sb->nb > 0;
 }
+
+void
+secrets_scrub(const struct secrets *s, char *str)
+{
+	char *p;
+
+	for (size_t i = 0; s != NULL && i < s->n; i++)
+		while (s->b[i].vlen > 0 &&
+		    (p = strstr(str, s->b[i].value)) != NULL)
+			memset(p, '*', s->b[i].vlen);
+}

@@ -47,6 +47,10 @@ void		 secrets_free(struct secrets *);
  * the bindings stay, injecting zero bytes. secrets_free() does it too. */
 void		 secrets_wipe(struct secrets *);
 
+/* Overwrite with '*' every bound value found in the NUL-terminated str
+ * (egress-run's own environment, once COMMAND's is built). */
+void		 secrets_scrub(const struct secrets *, char *);
+
 /* Bindings in spec order, 0 <= i < secrets_count(). */
 size_t		 secrets_count(const struct secrets *);
 const char	*secrets_name(const struct secrets *, size_t);	/* KEY */

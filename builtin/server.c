@@ -35,7 +35,6 @@
 #include "launcher/config.h"
 #include "upstream/upstream.h"
 
-extern char **environ;
 
 #define ACCEPT_BURST		64
 #define ACCEPT_PAUSE_MS		100
@@ -313,12 +312,13 @@ out:
 
 struct server *
 server_start(struct event_base *base, const struct config *cfg,
-    struct secrets *secrets, const char *state_dir, char *err, size_t errlen,
-    bool *fatal)
+    struct secrets *secrets, struct upstream *upstream, const char *state_dir,
+    char *err, size_t errlen, bool *fatal)
 {
 	struct server	*srv = xcalloc(1, sizeof *srv);
 
 	srv->secrets = secrets;
+	srv->upstream = upstream;
 	*fatal = false;
 	srv->base = base;
 	srv->cfg = cfg;
@@ -341,11 +341,6 @@ server_start(struct event_base *base, const struct config *cfg,
 	    (srv->audit = audit_open(base, cfg->audit)) == NULL) {
 		snprintf(err, errlen, "cannot open the audit log '%s': %s",
 		    cfg->audit, strerror(errno));
-		*fatal = true;
-		goto fail;
-	}
-	srv->upstream = upstream_new(cfg, environ, err, errlen);
-	if (srv->upstream == NULL && err[0] != '\0') {
 		*fatal = true;
 		goto fail;
 	}
@@ -393,14 +388,6 @@ server_ca_file(const struct server *srv)
 	return srv->ca_file;
 }
 
-const char *const *
-server_scrub(const struct server *srv)
-{
-	static const char *none[] = { NULL };
-
-	return srv->upstream != NULL ? upstream_secrets(srv->upstream) : none;
-}
-
 const char *
 server_host(const struct server *srv)
 {
@@ -441,7 +428,6 @@ server_stop(struct server *srv)
 	if (srv->dns != NULL)
 		evdns_base_free(srv->dns, 0);
 	policy_free(srv->policy);
-	upstream_free(srv->upstream);
 	mitm_free(srv->mitm);
 	free(srv->ca_file);
 	if (srv->accept_ev != NULL)

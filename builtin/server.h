@@ -11,18 +11,20 @@
 
 struct config;
 struct secrets;
+struct upstream;
 struct event_base;
 struct server;
 
 /*
- * The secret bindings are the launcher's (it gives the child their
- * placeholders); the server borrows them. NULL with a one-line cause in err. *fatal says the cause is a mistake in
+ * The secret bindings and the upstream are the launcher's (it gives the
+ * child the placeholders and keeps the upstream's password from it); the
+ * server borrows them. NULL with a one-line cause in err. *fatal says the cause is a mistake in
  * the configuration (a bad pattern, an unwritable audit log), which no
  * fallback can mend, rather than a run-time failure (port in use).
  */
 struct server	*server_start(struct event_base *, const struct config *,
-		    struct secrets *, const char *state_dir, char *, size_t,
-		    bool *fatal);
+		    struct secrets *, struct upstream *, const char *state_dir,
+		    char *, size_t, bool *fatal);
 
 /* The address clients should use: "127.0.0.1" / "::1" and the port. */
 const char	*server_host(const struct server *);
@@ -31,10 +33,6 @@ unsigned	 server_port(const struct server *);
 /* The interception CA's certificate (PEM, in the state directory) for the
  * child's trust bundle, or NULL when nothing is intercepted. */
 const char	*server_ca_file(const struct server *);
-
-/* Values that must never reach COMMAND's environment (upstream
- * passwords); NULL-terminated. */
-const char *const *server_scrub(const struct server *);
 
 /* Close every connection, flush the audit log, print the summary at -v,
  * free. NULL is a no-op. */

@@ -291,6 +291,22 @@ blank_secret(char *arg)
 		memset(eq + 1, '*', strlen(eq + 1));
 }
 
+/*
+ * The same for a proxy URL's password (--upstream http://user:pass@host):
+ * everything between the first ':' after the scheme and the last '@'.
+ */
+static void
+blank_url_password(char *arg)
+{
+	char	*auth = strstr(arg, "://"), *at, *colon;
+
+	auth = auth ? auth + 3 : arg;
+	if ((at = strrchr(auth, '@')) == NULL)
+		return;
+	if ((colon = memchr(auth, ':', (size_t)(at - auth))) != NULL)
+		memset(colon + 1, '*', (size_t)(at - colon - 1));
+}
+
 enum config_result
 config_parse_args(struct config *c, int argc, char **argv, char *err,
     size_t errlen)
@@ -360,6 +376,8 @@ config_parse_args(struct config *c, int argc, char **argv, char *err,
 			return CONFIG_ERR;
 		if (o->type == OPT_SECRET)
 			blank_secret(value);
+		else if (o->off == F(upstream))
+			blank_url_password(value);
 	}
 	c->command = (i < argc) ? &argv[i] : NULL;
 	return CONFIG_OK;

@@ -25,6 +25,7 @@
 #include "launcher/external.h"
 #include "launcher/session.h"
 #include "launcher/state.h"
+#include "upstream/upstream.h"
 
 extern char **environ;
 
@@ -35,6 +36,7 @@ struct session {
 	struct external		*ext;
 	struct server		*srv;
 	struct secrets		*secrets;
+	struct upstream		*upstream;	/* corporate proxy, or NULL */
 	struct trust_files	 trust;
 	struct bouquet		 bouquet;
 	pid_t			 child;
@@ -75,7 +77,7 @@ start_builtin(struct session *s)
 	char	err[1024];
 	bool	fatal;
 
-	if ((s->srv = server_start(s->base, s->cfg, s->secrets,
+	if ((s->srv = server_start(s->base, s->cfg, s->secrets, s->upstream,
 	    state_dir(s->state), err, sizeof err, &fatal)) != NULL)
 		return 0;
 	if (fatal) {
@@ -191,8 +193,10 @@ build_env(struct session *s, const char *self)
 	} else if (s->srv != NULL) {
 		o.proxy_host = server_host(s->srv);
 		o.proxy_port = server_port(s->srv);
-		o.scrub = server_scrub(s->srv);
 	}
+	/* Whichever proxy runs, the upstream's password stays out. */
+	if (s->upstream != NULL)
+		o.scrub = upstream_secrets(s->upstream);
 	/* Placeholders whichever proxy runs: with none able to inject, the
 	 * agent's requests fail to authenticate rather than hold a key. */
 	secrets_child_env(s->secrets, &placeholders);
@@ -215,6 +219,34 @@ node_notice(char *const *argv)
 		log_info("node before version 24 ignores proxy variables in "
 		    "its https module and fetch: such requests bypass the "
 		    "proxy (NODE_USE_ENV_PROXY=1 is set for newer versions)");
+}
+
+/*
+ * COMMAND has its environment now. Egress-run's own still holds the secret
+ * values and upstream passwords, readable in /proc/PID/environ by whoever
+ * may read it (root; others are kept out by PR_SET_DUMPABLE): overwrite
+ * them where they lie.
+ */
+static void
+scrub_own_environment(struct session *s)
+{
+	const char *const	*up = s->upstream ? upstream_secrets(s->upstream) :
+				    NULL;
+
+	for (char **e = environ; e != NULL && *e != NULL; e++) {
+		char *v = strchr(*e, '=');
+
+		if (v == NULL)
+			continue;
+		secrets_scrub(s->secrets, v + 1);
+		for (size_t i = 0; up != NULL && up[i] != NULL; i++) {
+			size_t	 n = strlen(up[i]);
+			char	*p;
+
+			while (n > 0 && (p = strstr(v + 1, up[i])) != NULL)
+				memset(p, '*', n);
+		}
+	}
 }
 
 static int
@@ -269,6 +301,11 @@ session_run(struct config *cfg, const char *self)
 	}
 	/* Inline values now live in the bindings only. */
 	config_wipe_secrets(cfg);
+	s.upstream = upstream_new(cfg, environ, err, sizeof err);
+	if (s.upstream == NULL && err[0] != '\0') {
+		log_error("%s", err);
+		goto out;
+	}
 	if (start_proxy(&s) != 0 || build_trust(&s) != 0)
 		goto out;
 	if (child_signal_pending()) {
@@ -276,6 +313,7 @@ session_run(struct config *cfg, const char *self)
 		goto out;
 	}
 	build_env(&s, self);
+	scrub_own_environment(&s);
 	if (cfg->print_env) {
 		bouquet_print(&s.bouquet, stdout);
 		r = fflush(stdout) == 0 ? 0 : 125;
@@ -285,6 +323,7 @@ session_run(struct config *cfg, const char *self)
 out:
 	server_stop(s.srv);
 	secrets_free(s.secrets);
+	upstream_free(s.upstream);
 	external_stop(s.ext);
 	bouquet_free(&s.bouquet);
 	trust_files_free(&s.trust);

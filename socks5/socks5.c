@@ -86,6 +86,8 @@ reply_for(const struct dial_result *res)
 		return SOCKS5_REP_REFUSED;
 	case ENETUNREACH:
 		return SOCKS5_REP_NET_UNREACH;
+	case EPROTO:		/* the upstream proxy said no */
+		return SOCKS5_REP_FAILURE;
 	case ETIMEDOUT:
 	case EHOSTUNREACH:
 	default:

@@ -6,6 +6,7 @@
  * wiped from every buffer that held them.
  */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <netdb.h>
 #include <poll.h>
@@ -35,6 +36,8 @@
 
 struct upstream_proxy {
 	struct proxy_url	url;
+	char			*raw_password;	/* as the URL spells it, when
+						   that differs (%40 for @) */
 	struct sockaddr_storage	addrs[MAX_ADDRS];
 	size_t			naddrs;
 	const char		*source;	/* "--upstream", "HTTPS_PROXY" */
@@ -46,7 +49,7 @@ struct upstream {
 	bool			 has_tls;
 	bool			 has_plain;
 	struct noproxy		*noproxy;
-	const char		*secrets[3];
+	const char		*secrets[5];
 };
 
 static const char *
@@ -93,6 +96,38 @@ resolve(struct upstream_proxy *p)
 	freeaddrinfo(res);
 }
 
+/*
+ * The password as the URL spells it (the authority split as
+ * proxy_url_parse splits it), kept only when it differs from the decoded
+ * one: another variable holding the same URL ("p%40ss") must be scrubbed
+ * from the child's environment too, and a search for "p@ss" misses it.
+ */
+static char *
+raw_password(const char *url, const char *decoded)
+{
+	const char	*auth, *at, *colon;
+	size_t		 alen, i;
+
+	if (decoded == NULL)
+		return NULL;
+	url += strspn(url, " \t\n\r\v\f");
+	/* A scheme is ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ) "://". */
+	for (i = 0; isalnum((unsigned char)url[i]) || url[i] == '+' ||
+	    url[i] == '-' || url[i] == '.'; i++)
+		;
+	auth = i > 0 && isalpha((unsigned char)url[0]) &&
+	    strncmp(url + i, "://", 3) == 0 ? url + i + 3 : url;
+	alen = strcspn(auth, "/?#");
+	if ((at = memrchr(auth, '@', alen)) == NULL ||
+	    (colon = memchr(auth, ':', (size_t)(at - auth))) == NULL ||
+	    at - colon - 1 <= 0)
+		return NULL;
+	if ((size_t)(at - colon - 1) == strlen(decoded) &&
+	    memcmp(colon + 1, decoded, strlen(decoded)) == 0)
+		return NULL;
+	return xstrndup(colon + 1, (size_t)(at - colon - 1));
+}
+
 static int
 load(struct upstream_proxy *p, const char *url, const char *source,
     char *err, size_t errlen)
@@ -104,6 +139,7 @@ load(struct upstream_proxy *p, const char *url, const char *source,
 		    proxy_url_strerror(r));
 		return -1;
 	}
+	p->raw_password = raw_password(url, p->url.password);
 	p->source = source;
 	resolve(p);
 	return 0;
@@ -151,6 +187,10 @@ upstream_new(const struct config *cfg, char *const *env, char *err,
 		u->secrets[n++] = u->tls.url.password;
 	if (u->has_plain && u->plain.url.password && *u->plain.url.password)
 		u->secrets[n++] = u->plain.url.password;
+	if (u->has_tls && u->tls.raw_password != NULL)
+		u->secrets[n++] = u->tls.raw_password;
+	if (u->has_plain && u->plain.raw_password != NULL)
+		u->secrets[n++] = u->plain.raw_password;
 	return u;
 fail:
 	upstream_free(u);
@@ -164,6 +204,8 @@ upstream_free(struct upstream *u)
 		return;
 	proxy_url_clear(&u->tls.url);
 	proxy_url_clear(&u->plain.url);
+	freezero_str(u->tls.raw_password);
+	freezero_str(u->plain.raw_password);
 	noproxy_free(u->noproxy);
 	free(u);
 }
