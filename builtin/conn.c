@@ -35,6 +35,7 @@ static void	client_read(struct bufferevent *, void *);
 static void	client_write(struct bufferevent *, void *);
 static void	client_event(struct bufferevent *, short, void *);
 static void	parse_head(struct conn *);
+static void	half_close_when_sent(struct conn *);
 
 static const char *
 status_text(int status)
@@ -289,19 +290,61 @@ conn_error(struct conn *c, int status, const char *reason, const char *rule)
  * discarding) until the client closes: closing with unread input would
  * reset the connection and could destroy the answer in flight.
  */
+/* The TLS records under a filter went out: half-close now. */
+static void
+tls_out_drained(struct evbuffer *b, const struct evbuffer_cb_info *info,
+    void *arg)
+{
+	struct conn *c = arg;
+
+	(void)info;
+	if (evbuffer_get_length(b) > 0)
+		return;
+	evbuffer_remove_cb(b, tls_out_drained, c);
+	if (c->state == CONN_CLOSING)
+		half_close_when_sent(c);
+}
+
+/*
+ * Half-close once every byte is out (or close, if the client already
+ * has). Under a TLS filter the filter's output empties as soon as its
+ * records are made; they still wait in the socket's bufferevent, which
+ * tells the filter (not us) when it drains.
+ */
+static void
+half_close_when_sent(struct conn *c)
+{
+	struct bufferevent	*u;
+	struct evbuffer		*uo;
+
+	if (evbuffer_get_length(bufferevent_get_output(c->client)) > 0)
+		return;		/* client_write() comes back */
+	if ((u = bufferevent_get_underlying(c->client)) != NULL &&
+	    evbuffer_get_length(uo = bufferevent_get_output(u)) > 0) {
+		evbuffer_remove_cb(uo, tls_out_drained, c);
+		evbuffer_add_cb(uo, tls_out_drained, c);
+		return;
+	}
+	if (c->client_eof) {		/* nothing to linger for */
+		conn_close(c, NULL);
+		return;
+	}
+	shutdown(c->fd, SHUT_WR);
+	bufferevent_disable(c->client, EV_WRITE);
+}
+
 void
 conn_finish(struct conn *c)
 {
 	c->state = CONN_CLOSING;
 	c->in_request = false;
 	bufferevent_setwatermark(c->client, EV_WRITE, 0, 0);
-	bufferevent_enable(c->client, EV_READ | EV_WRITE);
-	if (evbuffer_get_length(bufferevent_get_output(c->client)) == 0) {
-		shutdown(c->fd, SHUT_WR);
-		bufferevent_disable(c->client, EV_WRITE);
-	}
+	/* After the client's EOF there is nothing to linger for. */
+	bufferevent_enable(c->client, c->client_eof ? EV_WRITE :
+	    EV_READ | EV_WRITE);
 	evtimer_del(c->timer);
 	set_timer(c, PROXY_LINGER_MS / 1000);
+	half_close_when_sent(c);
 }
 
 /* The error status for a parser result. */
@@ -502,8 +545,10 @@ dispatch(struct conn *c, const struct http_request *req, size_t headlen)
 	c->in_request = true;
 	c->req.start_ms = server_now_ms();
 	c->srv->stats.requests++;
-	snprintf(c->req.method, sizeof c->req.method, "%.*s",
-	    (int)req->method.len, req->method.p);
+	plen = req->method.len < sizeof c->req.method - 1 ? req->method.len :
+	    sizeof c->req.method - 1;
+	memcpy(c->req.method, req->method.p, plen);
+	c->req.method[plen] = '\0';
 	c->req.client_minor = req->minor;
 	c->req.client_keepalive = req->keep_alive;
 	c->req.head = http_slice_eq(req->method, "HEAD");
@@ -556,8 +601,20 @@ parse_head(struct conn *c)
 		    EVBUFFER_PTR_SET);
 		p = evbuffer_search(in, "\r\n\r\n", 4, &p);
 		if (p.pos == -1) {
+			struct evbuffer_ptr lf;
+
+			evbuffer_ptr_set(in, &lf, c->scanned > 1 ?
+			    c->scanned - 1 : 0, EVBUFFER_PTR_SET);
+			lf = evbuffer_search(in, "\n\n", 2, &lf);
 			c->scanned = len;
-			if (len > HTTP_HEAD_MAX) {
+			if (lf.pos != -1) {
+				/* Lines ending in a bare LF: no head will ever
+				 * end with CRLFCRLF; say so now, not at the
+				 * timeout. */
+				c->req.door = "http";
+				conn_error(c, 400, http_parse_strerror(
+				    HTTP_E_SYNTAX), NULL);
+			} else if (len > HTTP_HEAD_MAX) {
 				c->req.door = "http";
 				conn_error(c, 431, "request head too large",
 				    NULL);
@@ -601,7 +658,8 @@ conn_request_done(struct conn *c)
 	evtimer_del(c->timer);
 	set_timer(c, evbuffer_get_length(bufferevent_get_input(c->client)) ?
 	    PROXY_HEAD_TIMEOUT : PROXY_IDLE_TIMEOUT);
-	bufferevent_enable(c->client, EV_READ);
+	if (!(bufferevent_get_enabled(c->client) & EV_READ))
+		bufferevent_enable(c->client, EV_READ);
 	parse_head(c);
 }
 
@@ -634,17 +692,15 @@ client_write(struct bufferevent *bev, void *arg)
 {
 	struct conn *c = arg;
 
+	(void)bev;
 	switch (c->state) {
 	case CONN_HTTP:
 		http_fwd_client_drained(c);
 		break;
 	case CONN_CLOSING:
-		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
-			/* Delivered: half-close, then linger for the
-			 * client's EOF so unread bytes cause no reset. */
-			shutdown(c->fd, SHUT_WR);
-			bufferevent_disable(bev, EV_WRITE);
-		}
+		/* Delivered: half-close, then linger for the client's EOF so
+		 * unread bytes cause no reset. */
+		half_close_when_sent(c);
 		break;
 	default:
 		break;
@@ -680,7 +736,25 @@ client_event(struct bufferevent *bev, short what, void *arg)
 			    "client closed mid-head" : NULL);
 			return;
 		case CONN_CLOSING:
+			if (evbuffer_get_length(bufferevent_get_output(
+			    c->client)) > 0) {
+				/* The answer is still going out. */
+				c->client_eof = true;
+				bufferevent_disable(c->client, EV_READ);
+				return;
+			}
 			conn_close(c, NULL);
+			return;
+		case CONN_DIAL:
+			if (c->req.door != NULL && strcmp(c->req.door, "http")
+			    == 0 && c->req.req_done) {
+				/* Half-closed after its request: answer. */
+				c->client_eof = true;
+				c->req.client_keepalive = false;
+				bufferevent_disable(c->client, EV_READ);
+				return;
+			}
+			conn_close(c, "client closed");
 			return;
 		default:
 			conn_close(c, "client closed");

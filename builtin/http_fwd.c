@@ -18,6 +18,8 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
+#include <openssl/crypto.h>
+
 #include "builtin/dial.h"
 #include "builtin/http_fwd.h"
 #include "builtin/mitm.h"
@@ -37,6 +39,8 @@ struct origin {
 	char			 key[ADDR_HOST_MAX + 160];	/* route */
 	size_t			 scanned;	/* response head search */
 	bool			 handshaking;	/* TLS to the origin */
+	bool			 timeouts_set;
+	long long		 idle_since;	/* pooled: when (ms) */
 };
 
 static void	origin_read(struct bufferevent *, void *);
@@ -65,23 +69,55 @@ http_fwd_pool_flush(struct server *srv)
 
 	while ((o = TAILQ_FIRST(&srv->pool)) != NULL)
 		http_fwd_origin_free(o);
+	if (srv->pool_sweep != NULL)
+		event_free(srv->pool_sweep);
+	srv->pool_sweep = NULL;
+}
+
+/*
+ * Pooled connections sit most recently used first; a sweep every few
+ * seconds closes those idle too long from the tail, so putting one back
+ * costs no timer changes.
+ */
+static void
+pool_sweep(evutil_socket_t fd, short what, void *arg)
+{
+	struct server	*srv = arg;
+	struct origin	*o;
+	long long	 limit = server_now_ms() - PROXY_POOL_IDLE * 1000;
+
+	(void)fd;
+	(void)what;
+	while ((o = TAILQ_LAST(&srv->pool, origin_list)) != NULL &&
+	    o->idle_since < limit)
+		http_fwd_origin_free(o);
+}
+
+void
+http_fwd_pool_init(struct server *srv)
+{
+	struct timeval tv = { 5, 0 };
+
+	srv->pool_sweep = event_new(srv->base, -1, EV_PERSIST, pool_sweep,
+	    srv);
+	event_add(srv->pool_sweep, &tv);
 }
 
 static void
 pool_put(struct origin *o)
 {
-	struct server	*srv = o->srv;
-	struct timeval	 idle = { PROXY_POOL_IDLE, 0 };
+	struct server *srv = o->srv;
 
 	if (srv->npool >= PROXY_POOL_MAX)
 		http_fwd_origin_free(TAILQ_LAST(&srv->pool, origin_list));
 	o->conn = NULL;
 	o->scanned = 0;
+	o->idle_since = server_now_ms();
 	TAILQ_INSERT_HEAD(&srv->pool, o, entry);
 	srv->npool++;
-	/* Idle: any byte, EOF or the idle timeout closes it. */
-	bufferevent_set_timeouts(o->bev, &idle, NULL);
-	bufferevent_enable(o->bev, EV_READ);
+	/* Idle: any byte or EOF closes it (origin_read, origin_event). */
+	if (!(bufferevent_get_enabled(o->bev) & EV_READ))
+		bufferevent_enable(o->bev, EV_READ);
 }
 
 static struct origin *
@@ -123,7 +159,8 @@ request_line(struct conn *c, struct evbuffer *out)
 	size_t		 before = evbuffer_get_length(out);
 	char		*auth;
 
-	evbuffer_add_printf(out, "%s ", r->method);
+	evbuffer_add(out, r->method, strlen(r->method));
+	evbuffer_add(out, " ", 1);
 	if (r->absolute) {
 		/* A pinned name goes to the upstream as its pinned address
 		 * (the Host header keeps the name): pins decide what we
@@ -140,7 +177,8 @@ request_line(struct conn *c, struct evbuffer *out)
 			    "http://[%s]:%u" : "http://%s:%u", r->dest.host,
 			    r->dest.port);
 	}
-	evbuffer_add_printf(out, "%s HTTP/1.1\r\n", r->target);
+	evbuffer_add(out, r->target, strlen(r->target));
+	evbuffer_add(out, " HTTP/1.1\r\n", 11);
 	if (r->absolute) {
 		auth = upstream_auth_header(r->via);
 		evbuffer_add(out, auth, strlen(auth));
@@ -161,15 +199,33 @@ attach(struct conn *c, struct origin *o)
 	c->origin = o;
 	c->state = CONN_HTTP;
 	bufferevent_setcb(o->bev, origin_read, origin_write, origin_event, o);
-	bufferevent_set_timeouts(o->bev, &rt, NULL);
+	if (!o->timeouts_set) {		/* once per origin connection */
+		bufferevent_set_timeouts(o->bev, &rt, NULL);
+		o->timeouts_set = true;
+	}
 	/* A copy: the head is sent again if a pooled origin turns out to
 	 * have closed just now. Heads are small. */
-	request_line(c, out);
-	c->req.bytes_up += evbuffer_get_length(c->req.out_head);
-	evbuffer_add(out, evbuffer_pullup(c->req.out_head, -1),
-	    evbuffer_get_length(c->req.out_head));
-	bufferevent_enable(o->bev, EV_READ | EV_WRITE);
-	bufferevent_enable(c->client, EV_READ);
+	/* Line and head in one piece: one TLS record, one write. */
+	{
+		struct evbuffer *whole = evbuffer_new();
+
+		request_line(c, whole);
+		c->req.bytes_up += evbuffer_get_length(c->req.out_head);
+		evbuffer_add(whole, evbuffer_pullup(c->req.out_head, -1),
+		    evbuffer_get_length(c->req.out_head));
+		evbuffer_add(out, evbuffer_pullup(whole, -1),
+		    evbuffer_get_length(whole));
+		/* It may hold an injected secret. */
+		OPENSSL_cleanse(evbuffer_pullup(whole, -1),
+		    evbuffer_get_length(whole));
+		evbuffer_free(whole);
+	}
+	c->req.secret = c->req.secret_pending;
+	if ((bufferevent_get_enabled(o->bev) & (EV_READ | EV_WRITE)) !=
+	    (EV_READ | EV_WRITE))
+		bufferevent_enable(o->bev, EV_READ | EV_WRITE);
+	if (!c->client_eof && !(bufferevent_get_enabled(c->client) & EV_READ))
+		bufferevent_enable(c->client, EV_READ);
 	pump_request(c);
 	if (c->state == CONN_HTTP)
 		pump_response(c);
@@ -235,10 +291,23 @@ acquire(struct conn *c)
 	else if (r->absolute)
 		snprintf(r->pool_key, sizeof r->pool_key, "proxy %s",
 		    r->via->display);
-	else
-		snprintf(r->pool_key, sizeof r->pool_key, "%s:%u%s%s",
-		    r->dest.host, r->dest.port, r->via ? " via " : "",
-		    r->via ? r->via->display : "");
+	else if (r->via != NULL)
+		snprintf(r->pool_key, sizeof r->pool_key, "%s:%u via %s",
+		    r->dest.host, r->dest.port, r->via->display);
+	else {
+		/* The common case, without printf: "host:port". */
+		size_t	hl = strlen(r->dest.host);
+		char	*k = r->pool_key, num[6];
+		int	 nl = 0;
+
+		memcpy(k, r->dest.host, hl);
+		k[hl] = ':';
+		for (unsigned p = r->dest.port; p > 0; p /= 10)
+			num[nl++] = (char)('0' + p % 10);
+		while (nl > 0)
+			k[++hl] = num[--nl];
+		k[hl + 1] = '\0';
+	}
 	if (!r->retried && (o = pool_get(c->srv, r->pool_key)) != NULL) {
 		r->reused = true;
 		attach(c, o);
@@ -246,6 +315,8 @@ acquire(struct conn *c)
 	}
 	r->reused = false;
 	c->state = CONN_DIAL;
+	/* attach() reads again: a body must not pile up meanwhile. */
+	bufferevent_disable(c->client, EV_READ);
 	c->dial = dial_start(c->srv, &r->dest, c->mitm ? DIAL_STREAM :
 	    DIAL_HTTP, dialed, c);
 }
@@ -305,6 +376,7 @@ http_fwd_start(struct conn *c, const struct http_request *req, size_t headlen)
 	const struct secrets	*sec = c->srv->secrets;
 	struct evbuffer		*h = evbuffer_new();
 	bool			 bound, rechunk = false;
+	bool			 skip[HTTP_MAX_HEADERS];
 	char			*nv;
 	size_t			 nvlen, i, idx[MAX_BOUND], nidx = 0;
 
@@ -315,7 +387,8 @@ http_fwd_start(struct conn *c, const struct http_request *req, size_t headlen)
 	    i = secrets_next(sec, &r->dest, i + 1))
 		idx[nidx++] = i;
 	bound = nidx > 0;
-	if (bound && req->body != HTTP_BODY_NONE) {
+	if (bound && req->body != HTTP_BODY_NONE &&
+	    !(req->body == HTTP_BODY_LENGTH && req->content_length == 0)) {
 		r->subst = secrets_subst_new(sec, &r->dest);
 		/* A chunked body is decoded and re-chunked; one whose length
 		 * changes is sent chunked. */
@@ -333,13 +406,16 @@ http_fwd_start(struct conn *c, const struct http_request *req, size_t headlen)
 		evbuffer_add_printf(h, "[%s]", r->dest.host);
 	else
 		evbuffer_add(h, r->dest.host, strlen(r->dest.host));
-	if (r->dest.port != (c->mitm ? 443 : 80))
-		evbuffer_add_printf(h, ":%u", r->dest.port);
+	if (r->dest.port != (c->mitm ? 443 : 80)) {
+		char	num[8];
+		int	n = snprintf(num, sizeof num, ":%u", r->dest.port);
+		evbuffer_add(h, num, (size_t)n);
+	}
 	evbuffer_add(h, "\r\n", 2);
+	http_hop_by_hop_mark(req->headers, req->nheaders, skip);
 	for (i = 0; i < req->nheaders; i++) {
 		const struct http_header *hd = &req->headers[i];
-		if (http_slice_eq(hd->name, "host") ||
-		    http_is_hop_by_hop(req->headers, req->nheaders, hd) ||
+		if (skip[i] || http_slice_eq(hd->name, "host") ||
 		    underscore_alias(hd) ||
 		    (rechunk && http_slice_eq(hd->name, "content-length")))
 			continue;
@@ -362,8 +438,8 @@ http_fwd_start(struct conn *c, const struct http_request *req, size_t headlen)
 		char *line = secrets_header_line(sec, idx[i], &nvlen);
 		evbuffer_add(h, line, nvlen);
 		freezero(line, nvlen);
-		if (r->secret == NULL)
-			r->secret = secrets_name(sec, idx[i]);
+		if (r->secret_pending == NULL)
+			r->secret_pending = secrets_name(sec, idx[i]);
 	}
 	if (bound && !c->mitm)
 		r->note = "a secret was sent in clear (plain HTTP)";
@@ -400,15 +476,18 @@ flush_up(struct conn *c, struct evbuffer *out, bool last)
 	size_t		 n = evbuffer_get_length(r->xbuf);
 
 	if (n > 0) {
-		if (r->out_chunked)
-			evbuffer_add_printf(out, "%zx\r\n", n);
 		r->bytes_up += n;
-		evbuffer_add_buffer(out, r->xbuf);
-		if (r->out_chunked)
-			evbuffer_add(out, "\r\n", 2);
+		if (r->out_chunked) {
+			/* Framing and data as one piece (one TLS record). */
+			char	size[24];
+			int	k = snprintf(size, sizeof size, "%zx\r\n", n);
+			evbuffer_prepend(r->xbuf, size, (size_t)k);
+			evbuffer_add(r->xbuf, "\r\n", 2);
+		}
 	}
 	if (last && r->out_chunked)
-		evbuffer_add(out, "0\r\n\r\n", 5);
+		evbuffer_add(r->xbuf, "0\r\n\r\n", 5);
+	evbuffer_add_buffer(out, r->xbuf);
 }
 
 /* Feed n bytes of src through the substitution, then drop them. */
@@ -555,14 +634,22 @@ pump_request(struct conn *c)
 		return;
 	in = bufferevent_get_input(c->client);
 	out = bufferevent_get_output(c->origin->bev);
+	if (evbuffer_get_length(out) < PROXY_HIGH_WATER && !c->client_eof &&
+	    !(bufferevent_get_enabled(c->client) & EV_READ))
+		bufferevent_enable(c->client, EV_READ);
 	if (r->subst != NULL) {
 		pump_request_subst(c, in, out);
 		return;
 	}
 	while (!r->req_done && (avail = evbuffer_get_length(in)) > 0) {
 		size_t queued = evbuffer_get_length(out);
-		if (queued >= PROXY_HIGH_WATER)
-			return;		/* origin_write resumes */
+		if (queued >= PROXY_HIGH_WATER) {
+			/* Stop reading (not just the watermark: libevent
+			 * 2.1.12 re-runs the read callback while the input
+			 * stays full); origin_write resumes. */
+			bufferevent_disable(c->client, EV_READ);
+			return;
+		}
 		room = PROXY_HIGH_WATER - queued;
 		if (r->req_body == HTTP_BODY_LENGTH) {
 			n = avail < room ? avail : room;
@@ -590,34 +677,64 @@ pump_request(struct conn *c)
 	}
 }
 
+/* Head building: pieces gathered in one buffer, added to the client's
+ * output at once (every evbuffer_add there runs its callbacks). */
+struct scratch {
+	char	buf[HTTP_HEAD_MAX + 512];
+	size_t	len;
+};
+
+static void
+put(struct scratch *sc, const void *p, size_t n)
+{
+	if (n > sizeof sc->buf - sc->len)
+		n = sizeof sc->buf - sc->len;	/* cannot happen: heads are
+						   bounded by the parser */
+	memcpy(sc->buf + sc->len, p, n);
+	sc->len += n;
+}
+
+#define PUTS(sc, lit)	put((sc), (lit), sizeof(lit) - 1)
+
 /* Build the client's response head from the origin's. */
 static void
 write_response_head(struct conn *c, const struct http_response *resp)
 {
-	struct request	*r = &c->req;
-	struct evbuffer	*out = bufferevent_get_output(c->client);
-	size_t		 before = evbuffer_get_length(out);
+	static struct scratch	 sc;
+	struct request		*r = &c->req;
+	char			 line[16] = "HTTP/1.1 000 ";
+	bool			 skip[HTTP_MAX_HEADERS];
 
-	evbuffer_add_printf(out, "HTTP/1.%d %d ", r->client_minor,
-	    resp->status);
-	evbuffer_add(out, resp->reason.p, resp->reason.len);
-	evbuffer_add(out, "\r\n", 2);
+	/* The status line without printf: this runs for every response. */
+	line[7] = (char)('0' + (r->client_minor == 0 ? 0 : 1));
+	line[9] = (char)('0' + resp->status / 100 % 10);
+	line[10] = (char)('0' + resp->status / 10 % 10);
+	line[11] = (char)('0' + resp->status % 10);
+	sc.len = 0;
+	put(&sc, line, 13);
+	put(&sc, resp->reason.p, resp->reason.len);
+	PUTS(&sc, "\r\n");
+	http_hop_by_hop_mark(resp->headers, resp->nheaders, skip);
 	for (size_t i = 0; i < resp->nheaders; i++) {
 		const struct http_header *h = &resp->headers[i];
-		if (http_is_hop_by_hop(resp->headers, resp->nheaders, h))
+		if (skip[i])
 			continue;
-		add_header(out, h);
+		put(&sc, h->name.p, h->name.len);
+		PUTS(&sc, ": ");
+		put(&sc, h->value.p, h->value.len);
+		PUTS(&sc, "\r\n");
 	}
 	if (resp->status >= 200) {
 		if (resp->body == HTTP_BODY_CHUNKED && !r->resp_dechunk)
-			evbuffer_add(out, "Transfer-Encoding: chunked\r\n", 28);
+			PUTS(&sc, "Transfer-Encoding: chunked\r\n");
 		if (!r->client_keepalive)
-			evbuffer_add(out, "Connection: close\r\n", 19);
+			PUTS(&sc, "Connection: close\r\n");
 		else if (r->client_minor == 0)
-			evbuffer_add(out, "Connection: keep-alive\r\n", 24);
+			PUTS(&sc, "Connection: keep-alive\r\n");
 	}
-	evbuffer_add(out, "\r\n", 2);
-	r->bytes_down += evbuffer_get_length(out) - before;
+	PUTS(&sc, "\r\n");
+	evbuffer_add(bufferevent_get_output(c->client), sc.buf, sc.len);
+	r->bytes_down += sc.len;
 }
 
 /* A complete response head is at the start of the origin's input? */
@@ -747,10 +864,15 @@ pump_response(struct conn *c)
 		return;
 	in = bufferevent_get_input(c->origin->bev);
 	out = bufferevent_get_output(c->client);
+	if (evbuffer_get_length(out) < PROXY_HIGH_WATER &&
+	    !(bufferevent_get_enabled(c->origin->bev) & EV_READ))
+		bufferevent_enable(c->origin->bev, EV_READ);
 	while (!r->resp_done && (avail = evbuffer_get_length(in)) > 0) {
 		size_t queued = evbuffer_get_length(out);
-		if (queued >= PROXY_HIGH_WATER)
+		if (queued >= PROXY_HIGH_WATER) {
+			bufferevent_disable(c->origin->bev, EV_READ);
 			return;		/* client_write resumes */
+		}
 		room = PROXY_HIGH_WATER - queued;
 		switch (r->resp_body) {
 		case HTTP_BODY_LENGTH:
@@ -828,6 +950,8 @@ http_fwd_client_eof(struct conn *c)
 	}
 	/* Half-closed after its request: answer, then close. */
 	c->req.client_keepalive = false;
+	c->client_eof = true;
+	bufferevent_disable(c->client, EV_READ);
 }
 
 static void

@@ -25,7 +25,8 @@ void	http_fwd_client_eof(struct conn *);
 
 /* Close an origin connection now (not back to the pool); NULL: no-op. */
 void	http_fwd_origin_free(struct origin *);
-/* Close every pooled origin connection. */
+/* Start the pool's idle sweep; close every pooled origin connection. */
+void	http_fwd_pool_init(struct server *);
 void	http_fwd_pool_flush(struct server *);
 
 #endif

@@ -763,31 +763,66 @@ bool
 http_is_hop_by_hop(const struct http_header *h, size_t n,
     const struct http_header *which)
 {
-	static const char *const fixed[] = {
-		"connection", "proxy-connection", "keep-alive", "te",
-		"trailer", "upgrade", "proxy-authorization",
-		"proxy-authenticate", "transfer-encoding",
+	static const struct {
+		const char	*name;
+		size_t		 len;
+	} fixed[] = {
+		{ "te", 2 }, { "trailer", 7 }, { "upgrade", 7 },
+		{ "connection", 10 }, { "keep-alive", 10 },
+		{ "proxy-connection", 16 }, { "transfer-encoding", 17 },
+		{ "proxy-authenticate", 18 }, { "proxy-authorization", 19 },
 	};
 	const uint8_t	*pos, *end, *e;
-	size_t		 elen;
+	size_t		 elen, len = which->name.len;
 
-	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
-		if (http_slice_eq(which->name, fixed[i]))
-			return true;
-	if (which->name.len == 0)
+	/* Every request and response header comes through here: compare
+	 * lengths before bytes. */
+	if (len == 0)
 		return false;
+	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
+		if (fixed[i].len == len && iequal((const uint8_t *)
+		    which->name.p, (const uint8_t *)fixed[i].name, len))
+			return true;
 	for (size_t i = 0; i < n; i++) {
-		if (!http_slice_eq(h[i].name, "connection") ||
-		    h[i].value.len == 0)
+		if (h[i].name.len != 10 || h[i].value.len == 0 ||
+		    !iequal((const uint8_t *)h[i].name.p,
+		    (const uint8_t *)"connection", 10))
 			continue;
 		pos = (const uint8_t *)h[i].value.p;
 		end = pos + h[i].value.len;
 		while (list_next(&pos, end, &e, &elen))
-			if (elen == which->name.len &&
+			if (elen == len &&
 			    iequal(e, (const uint8_t *)which->name.p, elen))
 				return true;
 	}
 	return false;
+}
+
+void
+http_hop_by_hop_mark(const struct http_header *h, size_t n, bool *skip)
+{
+	const uint8_t	*pos, *end, *e;
+	size_t		 elen;
+
+	for (size_t i = 0; i < n; i++)
+		skip[i] = false;
+	for (size_t i = 0; i < n; i++) {
+		if (http_is_hop_by_hop(h + i, 1, h + i)) {
+			skip[i] = true;
+			if (h[i].name.len != 10 || !iequal((const uint8_t *)
+			    h[i].name.p, (const uint8_t *)"connection", 10))
+				continue;
+			/* Connection names more fields that end here. */
+			pos = (const uint8_t *)h[i].value.p;
+			end = pos + h[i].value.len;
+			while (list_next(&pos, end, &e, &elen))
+				for (size_t j = 0; j < n; j++)
+					if (h[j].name.len == elen &&
+					    iequal(e, (const uint8_t *)
+					    h[j].name.p, elen))
+						skip[j] = true;
+		}
+	}
 }
 
 /*

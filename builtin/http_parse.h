@@ -146,6 +146,12 @@ const struct http_header *http_header_find(const struct http_header *,
 bool	http_is_hop_by_hop(const struct http_header *, size_t,
 	    const struct http_header *);
 
+/*
+ * The same for a whole header list at once, in linear time: skip[i] is
+ * set for every header that must not be forwarded.
+ */
+void	http_hop_by_hop_mark(const struct http_header *, size_t, bool *skip);
+
 /* Case-insensitive comparison of a slice with a NUL-terminated string. */
 bool	http_slice_eq(struct http_slice, const char *);
 

@@ -118,6 +118,11 @@ mitm_start(struct conn *c, const void *hello, size_t len)
 		conn_close(c, e);
 		return;
 	}
+	/* The filter hands its records to the plain bufferevent and stops
+	 * only at that one's write high watermark: without one, a client
+	 * that reads slowly makes us hold the whole response. */
+	bufferevent_setwatermark(c->client, EV_WRITE, PROXY_HIGH_WATER / 2,
+	    PROXY_HIGH_WATER);
 	/* The filter owns the plain bufferevent (which does not own the
 	 * descriptor: conn closes that). */
 	filter = bufferevent_openssl_filter_new(c->srv->base, c->client, ssl,
@@ -150,6 +155,9 @@ mitm_client_failed(struct conn *c)
 	certs_tls_errors(e, sizeof e);
 	snprintf(why, sizeof why, "TLS handshake with the client failed "
 	    "(does it trust egress-run's CA?): %s", e);
+	/* Audited as an error of the tunnel's CONNECT. */
+	c->in_request = true;
+	c->req.status = 0;
 	conn_close(c, why);
 }
 

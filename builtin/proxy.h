@@ -95,6 +95,7 @@ struct server {
 	struct conn_list	 dead;		/* freed on the next turn */
 	struct event		*reap_ev;
 	struct origin_list	 pool;		/* idle origin connections */
+	struct event		*pool_sweep;
 	unsigned		 npool;
 
 	uint64_t		 next_id;
@@ -152,6 +153,7 @@ struct request {
 	struct evbuffer		*xbuf;		/* substituted bytes */
 	const char		*secret;	/* binding injected, for the
 						   audit event */
+	const char		*secret_pending;/* ... once the head is sent */
 	const char		*note;		/* audit reason on success */
 	bool			 reused;	/* origin came from the pool */
 	bool			 retried;
@@ -177,6 +179,7 @@ struct conn {
 	bool			 mitm;		/* requests come from inside an
 						   intercepted tunnel */
 	bool			 sni_mismatch;
+	bool			 client_eof;	/* the client half-closed */
 	struct dest		 tunnel_dest;	/* the tunnel's host and port */
 	const char		*tunnel_door;
 };

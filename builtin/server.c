@@ -366,6 +366,7 @@ server_start(struct event_base *base, const struct config *cfg,
 	evdns_base_set_option(srv->dns, "randomize-case:", "0");
 
 	srv->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	http_fwd_pool_init(srv);
 	srv->reap_ev = event_new(base, -1, 0, on_reap, srv);
 	srv->accept_timer = evtimer_new(base, on_accept_timer, srv);
 	srv->accept_ev = event_new(base, srv->lfd, EV_READ | EV_PERSIST,

@@ -224,6 +224,8 @@ tunnel_start(struct conn *conn, int cfd, int ofd, const void *hello,
 		tunnel_free(t);
 		return NULL;
 	}
+	/* The client's early bytes went up too (the hello is ours). */
+	t->up.bytes = earlylen;
 	/* Everything else happens on the loop, never inside this call. */
 	event_add(t->up.queued ? t->up.wr : t->up.rd, NULL);
 	event_add(t->down.queued ? t->down.wr : t->down.rd, NULL);

@@ -20,6 +20,7 @@
 #include <openssl/crypto.h>
 
 #include "builtin/dial.h"
+#include "builtin/mitm.h"
 #include "builtin/policy.h"
 #include "builtin/proxy.h"
 #include "builtin/tunnel.h"
@@ -172,10 +173,15 @@ request_dest(const struct socks5_request *r, struct dest *d)
 }
 
 static void
-handle_request(struct conn *c, const struct socks5_request *r)
+handle_request(struct conn *c, const struct socks5_request *r, size_t n)
 {
 	struct verdict	v;
 	int		e;
+
+	/* The name points into the input: copy it, then consume the
+	 * request, before anything takes over the connection. */
+	e = request_dest(r, &c->req.dest);
+	evbuffer_drain(bufferevent_get_input(c->client), n);
 
 	if (r->cmd != SOCKS5_CMD_CONNECT) {
 		refuse(c, SOCKS5_REP_CMD_UNSUPP, 501, r->cmd == SOCKS5_CMD_BIND ?
@@ -183,7 +189,7 @@ handle_request(struct conn *c, const struct socks5_request *r)
 		    NULL);
 		return;
 	}
-	if ((e = request_dest(r, &c->req.dest)) != ADDR_OK) {
+	if (e != ADDR_OK) {
 		refuse(c, SOCKS5_REP_HOST_UNREACH, 400, addr_strerror(e), NULL);
 		return;
 	}
@@ -194,6 +200,16 @@ handle_request(struct conn *c, const struct socks5_request *r)
 	}
 	c->req.rule = v.rule;
 	evtimer_del(c->timer);
+	if (mitm_wanted(c->srv, &c->req.dest)) {
+		/* A bound host: answer success, then TLS as that host. */
+		uint8_t	reply[SOCKS5_REPLY_MAX];
+		int	len = socks5_build_reply(reply, sizeof reply,
+			    SOCKS5_REP_SUCCEEDED, NULL);
+
+		c->socks_state = SOCKS_DIAL;
+		conn_intercept(c, reply, (size_t)len);
+		return;
+	}
 	c->state = CONN_DIAL;
 	c->socks_state = SOCKS_DIAL;
 	bufferevent_disable(c->client, EV_READ);
@@ -290,11 +306,7 @@ socks5_read(struct conn *c)
 				    socks5_strerror(n), NULL);
 				return;
 			}
-			/* r's name points into data: use it before the
-			 * drain. */
-			handle_request(c, &r);
-			if (c->state != CONN_DEAD && c->client != NULL)
-				evbuffer_drain(in, (size_t)n);
+			handle_request(c, &r, (size_t)n);
 			return;
 		default:
 			return;
