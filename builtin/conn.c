@@ -731,6 +731,15 @@ client_event(struct bufferevent *bev, short what, void *arg)
 			http_fwd_client_eof(c);
 			return;
 		case CONN_HEAD:
+			if (c->scanned == 0 && evbuffer_get_length(
+			    bufferevent_get_input(c->client)) == 0 &&
+			    evbuffer_get_length(bufferevent_get_output(
+			    c->client)) > 0) {
+				/* Its last answer is still going out. */
+				c->client_eof = true;
+				conn_finish(c);
+				return;
+			}
 			conn_close(c, c->scanned || evbuffer_get_length(
 			    bufferevent_get_input(c->client)) ?
 			    "client closed mid-head" : NULL);
