@@ -47,6 +47,7 @@ hyperfine                  # start-up time benchmarks
 tinyproxy                  # another upstream HTTP proxy
 less                       # a full-screen program for terminal tests
 ca-certificates            # system roots: the base of the trust bundle
+nodejs                     # node clients (https, NODE_EXTRA_CA_CERTS) in tests
 '
 
 # Services the packages above start on install; they would hold ports.
