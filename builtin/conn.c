@@ -6,6 +6,7 @@
  * next loop turn so no callback ever touches freed memory.
  */
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -366,7 +367,8 @@ tunnel_done(struct conn *c, const char *why)
 {
 	c->req.bytes_up = tunnel_bytes_up(c->tunnel);
 	c->req.bytes_down = tunnel_bytes_down(c->tunnel);
-	c->srv->stats.tunnels++;
+	if (strcmp(c->req.door, "forward") != 0)
+		c->srv->stats.tunnels++;
 	conn_audit(c, "connect", "allow", NULL);
 	c->in_request = false;
 	conn_close(c, why);
@@ -423,6 +425,54 @@ conn_intercept(struct conn *c, const void *hello, size_t len)
 	c->srv->stats.tunnels++;
 	c->in_request = false;
 	mitm_start(c, hello, len);
+}
+
+static void
+forward_dialed(int ofd, const struct dial_result *res, void *arg)
+{
+	struct conn	*c = arg;
+	struct evbuffer	*in;
+
+	c->dial = NULL;
+	if (ofd == -1) {
+		c->req.status = res->status;
+		conn_close(c, res->reason);
+		return;
+	}
+	c->req.status = 200;
+	in = bufferevent_get_input(c->client);
+	c->tunnel = tunnel_start(c, c->fd, ofd, NULL, 0,
+	    evbuffer_pullup(in, -1), evbuffer_get_length(in), tunnel_done);
+	bufferevent_free(c->client);
+	c->client = NULL;
+	if (c->tunnel == NULL) {
+		conn_close(c, "cannot start the forward");
+		return;
+	}
+	c->state = CONN_TUNNEL;
+}
+
+/*
+ * --host-port: a connection from COMMAND's namespace to this host's
+ * loopback port, as the user asked: relayed, audited, not judged.
+ */
+void
+conn_forward(struct conn *c, uint16_t port)
+{
+	evtimer_del(c->timer);
+	c->in_request = true;
+	c->nrequests++;
+	c->req.door = "forward";
+	c->req.start_ms = server_now_ms();
+	c->req.dest.kind = ADDR_IPV4;
+	c->req.dest.v4.s_addr = htonl(INADDR_LOOPBACK);
+	c->req.dest.port = port;
+	memcpy(c->req.dest.host, "127.0.0.1", 10);
+	c->srv->stats.forwards++;
+	c->state = CONN_DIAL;
+	bufferevent_disable(c->client, EV_READ);
+	c->dial = dial_start(c->srv, &c->req.dest, DIAL_FORWARD,
+	    forward_dialed, c);
 }
 
 static void

@@ -339,10 +339,11 @@ dial_start(struct server *srv, const struct dest *dest, enum dial_mode mode,
 	d->cb = cb;
 	d->arg = arg;
 	d->fd = -1;
-	d->via = upstream_route(srv->upstream, mode == DIAL_HTTP, dest);
+	d->via = mode == DIAL_FORWARD ? NULL : upstream_route(srv->upstream,
+	    mode == DIAL_HTTP, dest);
 
-	d->ncand = policy_pinned(srv->policy, dest, d->cand,
-	    DIAL_MAX_CANDIDATES);
+	d->ncand = mode == DIAL_FORWARD ? 0 : policy_pinned(srv->policy, dest,
+	    d->cand, DIAL_MAX_CANDIDATES);
 	d->have_target = true;
 	if (d->ncand > 0) {
 		d->pinned = true;
@@ -376,7 +377,8 @@ dial_start(struct server *srv, const struct dest *dest, enum dial_mode mode,
 			d->req = req;
 		return d;
 	}
-	guard(d);
+	if (mode != DIAL_FORWARD)
+		guard(d);
 	schedule(d);
 	return d;
 }

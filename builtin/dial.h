@@ -44,6 +44,8 @@ struct dial_result {
 enum dial_mode {
 	DIAL_STREAM,		/* a byte stream to the origin (tunnels) */
 	DIAL_HTTP,		/* somewhere to send a plain-HTTP request */
+	DIAL_FORWARD,		/* --host-port: this host's loopback, as the
+				   user asked; no policy, no upstream */
 };
 
 /* fd is the connected socket (non-blocking) when status is 0, else -1. */

@@ -57,12 +57,26 @@ TAILQ_HEAD(origin_list, origin);
 
 struct stats {
 	uint64_t	conns;
+	uint64_t	forwards;	/* --host-port connections */
 	uint64_t	requests;
 	uint64_t	tunnels;
 	uint64_t	denied;
 	uint64_t	errors;
 	uint64_t	bytes_up;
 	uint64_t	bytes_down;
+};
+
+#define SERVER_MAX_LISTENERS	40
+
+/* A listening socket: the proxy itself (on the host, or handed over from
+ * COMMAND's namespace), or a --host-port forward. */
+struct listener {
+	struct server		*srv;
+	int			 fd;
+	struct event		*ev;
+	bool			 check_owner;	/* loopback on the host: serve
+						   our own user only */
+	uint16_t		 forward_to;	/* host loopback port, or 0 */
 };
 
 struct server {
@@ -76,8 +90,9 @@ struct server {
 	struct secrets		*secrets;	/* bindings (maybe none) */
 	char			*ca_file;	/* interception CA, or NULL */
 
-	int			 lfd;
-	struct event		*accept_ev;
+	int			 lfd;		/* the host's listener */
+	struct listener		 listeners[SERVER_MAX_LISTENERS];
+	size_t			 nlisteners;
 	struct event		*accept_timer;	/* resumes accept after
 						   EMFILE */
 	int			 reserve_fd;	/* freed to refuse politely
@@ -86,7 +101,6 @@ struct server {
 	char			 host[64];	/* for clients: 127.0.0.1 */
 	unsigned		 port;
 	unsigned		 max_conns;
-	bool			 owner_only;	/* refuse other local users */
 	char			*proxy_user;	/* proxy credentials, or NULL */
 	char			*proxy_pass;
 
@@ -197,6 +211,7 @@ void		 conn_error(struct conn *, int, const char *, const char *);
 void		 conn_finish(struct conn *);
 void		 conn_set_client(struct conn *, struct bufferevent *);
 void		 conn_intercept(struct conn *, const void *, size_t);
+void		 conn_forward(struct conn *, uint16_t);
 void		 conn_request_done(struct conn *);
 void		 conn_audit(struct conn *, const char *, const char *,
 		    const char *);

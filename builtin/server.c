@@ -89,12 +89,12 @@ refuse(int fd, int status, const char *reason)
  * account must not borrow its secrets or policy. Returns false to refuse.
  */
 static bool
-same_user(struct server *srv, int fd)
+same_user(struct listener *l, int fd)
 {
 	static bool	 warned;
 	uid_t		 uid;
 
-	if (!srv->owner_only)
+	if (!l->check_owner)
 		return true;
 	if (peer_uid(fd, &uid) != 0) {
 		if (!warned)
@@ -113,20 +113,22 @@ on_accept_timer(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	event_add(srv->accept_ev, NULL);
+	for (size_t i = 0; i < srv->nlisteners; i++)
+		event_add(srv->listeners[i].ev, NULL);
 }
 
 /* Out of descriptors: free the reserve to refuse one, then pause. */
 static void
-out_of_fds(struct server *srv)
+out_of_fds(struct listener *l)
 {
 	static long long	 warned;
+	struct server		*srv = l->srv;
 	struct timeval		 tv = { 0, ACCEPT_PAUSE_MS * 1000 };
 	int			 fd;
 
 	if (srv->reserve_fd != -1) {
 		close(srv->reserve_fd);
-		fd = accept4(srv->lfd, NULL, NULL, SOCK_CLOEXEC);
+		fd = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC);
 		if (fd != -1)
 			refuse(fd, 503, "the proxy is out of file "
 			    "descriptors");
@@ -138,17 +140,20 @@ out_of_fds(struct server *srv)
 		    srv->nconns);
 		warned = server_now_ms();
 	}
-	event_del(srv->accept_ev);
+	for (size_t i = 0; i < srv->nlisteners; i++)
+		event_del(srv->listeners[i].ev);
 	evtimer_add(srv->accept_timer, &tv);
 }
 
 static void
 on_accept(evutil_socket_t lfd, short what, void *arg)
 {
-	struct server		*srv = arg;
+	struct listener		*l = arg;
+	struct server		*srv = l->srv;
 	struct sockaddr_storage	 ss;
 	socklen_t		 len;
 	int			 fd, one = 1;
+	struct conn		*c;
 
 	(void)what;
 	for (int i = 0; i < ACCEPT_BURST; i++) {
@@ -160,7 +165,7 @@ on_accept(evutil_socket_t lfd, short what, void *arg)
 				continue;
 			if (errno == EMFILE || errno == ENFILE ||
 			    errno == ENOBUFS || errno == ENOMEM)
-				out_of_fds(srv);
+				out_of_fds(l);
 			return;
 		}
 		if (srv->nconns >= srv->max_conns) {
@@ -168,14 +173,51 @@ on_accept(evutil_socket_t lfd, short what, void *arg)
 			    "(--max-conns)");
 			continue;
 		}
-		if (!same_user(srv, fd)) {
+		if (!same_user(l, fd)) {
 			refuse(fd, 403, "this proxy serves only the user who "
 			    "started it");
 			continue;
 		}
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-		(void)conn_new(srv, fd, (struct sockaddr *)&ss, len);
+		c = conn_new(srv, fd, (struct sockaddr *)&ss, len);
+		if (l->forward_to != 0)
+			conn_forward(c, l->forward_to);
 	}
+}
+
+/* Accept on fd (listening, non-blocking): the proxy itself, or a
+ * forward to a port of this host's loopback. */
+static void
+add_listener(struct server *srv, int fd, bool check_owner,
+    uint16_t forward_to)
+{
+	struct listener *l;
+
+	if (srv->nlisteners == SERVER_MAX_LISTENERS) {
+		close(fd);
+		return;
+	}
+	l = &srv->listeners[srv->nlisteners++];
+	l->srv = srv;
+	l->fd = fd;
+	l->check_owner = check_owner;
+	l->forward_to = forward_to;
+	(void)fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+	l->ev = event_new(srv->base, fd, EV_READ | EV_PERSIST, on_accept, l);
+	event_add(l->ev, NULL);
+}
+
+void
+server_adopt(struct server *srv, int fd)
+{
+	/* Only COMMAND's own namespace can reach it: no user check. */
+	add_listener(srv, fd, false, 0);
+}
+
+void
+server_forward(struct server *srv, int fd, uint16_t port)
+{
+	add_listener(srv, fd, false, port);
 }
 
 static int
@@ -213,7 +255,7 @@ add_local_addrs(struct policy *p)
 
 static int
 open_listener(struct server *srv, const char *listen_spec, char *err,
-    size_t errlen, bool *fatal)
+    size_t errlen, bool *fatal, bool *owner_only)
 {
 	struct addrinfo	 hints, *res = NULL;
 	char		*host = NULL, port[8];
@@ -257,7 +299,7 @@ open_listener(struct server *srv, const char *listen_spec, char *err,
 	free(host);
 	srv->lfd = fd;
 	/* On loopback the kernel can tell who connects: check it. */
-	srv->owner_only = (srv->laddr.ss_family == AF_INET &&
+	*owner_only = (srv->laddr.ss_family == AF_INET &&
 	    (ntohl(((struct sockaddr_in *)&srv->laddr)->sin_addr.s_addr) >> 24)
 	    == 127) || (srv->laddr.ss_family == AF_INET6 &&
 	    IN6_IS_ADDR_LOOPBACK(&((struct sockaddr_in6 *)&srv->laddr)->
@@ -316,6 +358,7 @@ server_start(struct event_base *base, const struct config *cfg,
     char *err, size_t errlen, bool *fatal)
 {
 	struct server	*srv = xcalloc(1, sizeof *srv);
+	bool		 owner_only = false;
 
 	srv->secrets = secrets;
 	srv->upstream = upstream;
@@ -345,7 +388,7 @@ server_start(struct event_base *base, const struct config *cfg,
 		goto fail;
 	}
 	if (open_listener(srv, cfg->listen ? cfg->listen : "127.0.0.1:0", err,
-	    errlen, fatal) != 0)
+	    errlen, fatal, &owner_only) != 0)
 		goto fail;
 	if (upstream_check(srv->upstream, 1000) != 0 && cfg->fail_closed) {
 		snprintf(err, errlen, "the upstream proxy does not accept "
@@ -369,9 +412,7 @@ server_start(struct event_base *base, const struct config *cfg,
 	http_fwd_pool_init(srv);
 	srv->reap_ev = event_new(base, -1, 0, on_reap, srv);
 	srv->accept_timer = evtimer_new(base, on_accept_timer, srv);
-	srv->accept_ev = event_new(base, srv->lfd, EV_READ | EV_PERSIST,
-	    on_accept, srv);
-	event_add(srv->accept_ev, NULL);
+	add_listener(srv, srv->lfd, owner_only, 0);
 	if (!policy_has_allow(srv->policy))
 		log_warn("notice: no --allow pattern given: every destination "
 		    "that is not denied is allowed");
@@ -417,10 +458,12 @@ server_stop(struct server *srv)
 	st = &srv->stats;
 	if (srv->lfd != -1)
 		log_info("built-in proxy: %llu connections, %llu requests, "
-		    "%llu tunnels, %llu denied, %llu errors, %llu bytes up, "
-		    "%llu bytes down", (unsigned long long)st->conns,
+		    "%llu tunnels, %llu forwards, %llu denied, %llu errors, "
+		    "%llu bytes up, %llu bytes down",
+		    (unsigned long long)st->conns,
 		    (unsigned long long)st->requests,
 		    (unsigned long long)st->tunnels,
+		    (unsigned long long)st->forwards,
 		    (unsigned long long)st->denied,
 		    (unsigned long long)st->errors,
 		    (unsigned long long)st->bytes_up,
@@ -431,8 +474,11 @@ server_stop(struct server *srv)
 	policy_free(srv->policy);
 	mitm_free(srv->mitm);
 	free(srv->ca_file);
-	if (srv->accept_ev != NULL)
-		event_free(srv->accept_ev);
+	for (size_t i = 0; i < srv->nlisteners; i++) {
+		event_free(srv->listeners[i].ev);
+		if (srv->listeners[i].fd != srv->lfd)
+			close(srv->listeners[i].fd);
+	}
 	if (srv->accept_timer != NULL)
 		event_free(srv->accept_timer);
 	if (srv->reap_ev != NULL)

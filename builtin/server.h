@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct config;
 struct secrets;
@@ -33,6 +34,14 @@ unsigned	 server_port(const struct server *);
 /* The interception CA's certificate (PEM, in the state directory) for the
  * child's trust bundle, or NULL when nothing is intercepted. */
 const char	*server_ca_file(const struct server *);
+
+/*
+ * Listening sockets handed over from COMMAND's namespace (--isolate): the
+ * proxy served on another one, or connections forwarded to a port of this
+ * host's loopback (--host-port, door "forward"). The server owns fd.
+ */
+void		 server_adopt(struct server *, int fd);
+void		 server_forward(struct server *, int fd, uint16_t port);
 
 /* Close every connection, flush the audit log, print the summary at -v,
  * free. NULL is a no-op. */

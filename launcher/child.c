@@ -107,12 +107,16 @@ child_exit_code(int status)
 	return 125;
 }
 
+/* Why the child did not become COMMAND: which stage, and errno. */
+enum { FAIL_PREP = 1, FAIL_EXEC = 2 };
+
 /* In the forked child: undo what egress-run changed, then exec. */
 static void __attribute__((noreturn))
-exec_child(char *const argv[], char *const envp[], int errfd)
+exec_child(char *const argv[], char *const envp[], child_prep_fn *prep,
+    void *arg, int errfd)
 {
 	sigset_t	all;
-	int		err;
+	int		msg[2];
 
 	for (size_t i = 0; i < sizeof forwarded / sizeof forwarded[0]; i++)
 		if (!sigismember(&inherited_ignored, forwarded[i]))
@@ -126,17 +130,24 @@ exec_child(char *const argv[], char *const envp[], int errfd)
 	(void)prctl(PR_SET_PDEATHSIG, SIGTERM);
 	if (getppid() == 1)
 		_exit(125);
+	if (prep != NULL && (msg[1] = prep(arg)) != 0) {
+		msg[0] = FAIL_PREP;
+		(void)!write(errfd, msg, sizeof msg);
+		_exit(125);
+	}
 	execvpe(argv[0], argv, envp);
-	err = errno;
-	(void)!write(errfd, &err, sizeof err);
-	_exit(err == ENOENT ? 127 : 126);
+	msg[0] = FAIL_EXEC;
+	msg[1] = errno;
+	(void)!write(errfd, msg, sizeof msg);
+	_exit(msg[1] == ENOENT ? 127 : 126);
 }
 
 int
-child_spawn(char *const argv[], char *const envp[], pid_t *out)
+child_spawn(char *const argv[], char *const envp[], child_prep_fn *prep,
+    void *arg, pid_t *out)
 {
 	sigset_t	block, old;
-	int		p[2], err = 0;
+	int		p[2], err = 0, msg[2];
 	ssize_t		n;
 	pid_t		pid;
 
@@ -160,21 +171,27 @@ child_spawn(char *const argv[], char *const envp[], pid_t *out)
 	}
 	if (pid == 0) {
 		close(p[0]);
-		exec_child(argv, envp, p[1]);
+		exec_child(argv, envp, prep, arg, p[1]);
 	}
 	child_pid = pid;
 	sigprocmask(SIG_SETMASK, &old, NULL);
 	close(p[1]);
 	do
-		n = read(p[0], &err, sizeof err);
+		n = read(p[0], msg, sizeof msg);
 	while (n == -1 && errno == EINTR);
 	close(p[0]);
-	if (n == (ssize_t)sizeof err) {
+	if (n == (ssize_t)sizeof msg) {
 		int status;
 
 		while (waitpid(pid, &status, 0) == -1 && errno == EINTR)
 			;
 		child_pid = 0;
+		err = msg[1];
+		if (msg[0] == FAIL_PREP) {
+			log_error("cannot prepare '%s' (isolation): %s", argv[0],
+			    strerror(err));
+			return 125;
+		}
 		if (err == ENOENT) {
 			log_error("cannot run '%s': command not found",
 			    argv[0]);

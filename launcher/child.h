@@ -19,11 +19,17 @@ void	child_raise_nofile(void);
 /* A signal that arrived while no child ran (0 if none): the run stops. */
 int	child_signal_pending(void);
 
+/* Work done in the forked child just before exec (entering namespaces):
+ * 0, or an errno that stops the run. */
+typedef int	child_prep_fn(void *);
+
 /*
- * Spawn argv with envp. On success store the pid and return 0; otherwise
- * report why on stderr and return 126 (cannot execute) or 127 (not found).
+ * Spawn argv with envp, running prep(arg) in the child first when given.
+ * On success store the pid and return 0; otherwise report why on stderr
+ * and return 125 (prep failed), 126 (cannot execute) or 127 (not found).
  */
-int	child_spawn(char *const argv[], char *const envp[], pid_t *);
+int	child_spawn(char *const argv[], char *const envp[], child_prep_fn *,
+	    void *, pid_t *);
 
 /* Forget the child once reaped: later signals are no longer forwarded. */
 void	child_reaped(void);

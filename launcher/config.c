@@ -62,6 +62,8 @@ static const struct opt opts[] = {
 	{ "no-upstream", 0, "no_upstream", OPT_FLAG, F(no_upstream), 0, 0 },
 	{ "upstream-ca", 0, "upstream_ca", OPT_STR, F(upstream_ca), 0, 0 },
 	{ "no-proxy", 0, "no_proxy", OPT_LIST, F(no_proxy), 0, 0 },
+	{ "isolate", 0, "isolate", OPT_FLAG, F(isolate), 0, 0 },
+	{ "host-port", 0, "host_ports", OPT_LIST, F(host_ports), 0, 0 },
 	{ "audit", 0, "audit", OPT_STR, F(audit), 0, 0 },
 	{ "fail-closed", 0, "fail_closed", OPT_FLAG, F(fail_closed), 0, 0 },
 	{ "print-env", 0, "print_env", OPT_FLAG, F(print_env), 0, 0 },
@@ -96,6 +98,9 @@ const char config_usage[] =
 "  --upstream URL          chain to this proxy (default: $HTTPS_PROXY &c)\n"
 "  --no-upstream           ignore proxies in egress-run's environment\n"
 "  --upstream-ca FILE      extra root for upstream TLS and COMMAND\n"
+"Isolation:\n"
+"  --isolate               own network namespace: only the proxy gets out\n"
+"  --host-port P[:HP]      under --isolate, forward 127.0.0.1:P to host HP\n"
 "Run:\n"
 "  --config FILE           JSON configuration; flags override it\n"
 "  --no-proxy HOSTS        add to COMMAND's NO_PROXY (comma-separated)\n"

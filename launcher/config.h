@@ -35,6 +35,8 @@ struct config {
 	char		*upstream_ca;
 
 	struct strlist	 no_proxy;	/* additions to the child's NO_PROXY */
+	bool		 isolate;	/* own network namespace */
+	struct strlist	 host_ports;	/* PORT[:HOSTPORT] under --isolate */
 	char		*audit;
 	bool		 fail_closed;
 	bool		 print_env;

@@ -17,12 +17,14 @@
 #include "common/log.h"
 #include "builtin/secrets.h"
 #include "builtin/server.h"
+#include "common/util.h"
 #include "common/xmalloc.h"
 #include "env/bouquet.h"
 #include "env/trust.h"
 #include "launcher/child.h"
 #include "launcher/config.h"
 #include "launcher/external.h"
+#include "launcher/isolate.h"
 #include "launcher/session.h"
 #include "launcher/state.h"
 #include "upstream/upstream.h"
@@ -37,6 +39,12 @@ struct session {
 	struct server		*srv;
 	struct secrets		*secrets;
 	struct upstream		*upstream;	/* corporate proxy, or NULL */
+	bool			 isolate;	/* --isolate, and possible */
+	bool			 failed;	/* egress-run stopped COMMAND */
+	struct isolate		 iso;
+	uint16_t		 fwd_inside[ISOLATE_MAX_PORTS];
+	uint16_t		 fwd_host[ISOLATE_MAX_PORTS];
+	size_t			 nfwd;
 	struct trust_files	 trust;
 	struct bouquet		 bouquet;
 	pid_t			 child;
@@ -191,7 +199,8 @@ build_env(struct session *s, const char *self)
 		o.proxy_host = external_host(s->ext);
 		o.proxy_port = external_port(s->ext);
 	} else if (s->srv != NULL) {
-		o.proxy_host = server_host(s->srv);
+		/* Isolated, COMMAND reaches the proxy on its own loopback. */
+		o.proxy_host = s->isolate ? "127.0.0.1" : server_host(s->srv);
 		o.proxy_port = server_port(s->srv);
 	}
 	/* Whichever proxy runs, the upstream's password stays out. */
@@ -249,26 +258,125 @@ scrub_own_environment(struct session *s)
 	}
 }
 
+/* --host-port PORT[:HOSTPORT], each checked now: 0 or -1. */
+static int
+parse_host_ports(struct session *s, char *err, size_t errlen)
+{
+	const struct strlist	*l = &s->cfg->host_ports;
+	long long		 in, out;
+
+	for (size_t i = 0; i < l->n; i++) {
+		char *spec = xstrdup(l->v[i]), *colon = strchr(spec, ':');
+
+		if (colon != NULL)
+			*colon++ = '\0';
+		if (s->nfwd + 1 >= ISOLATE_MAX_PORTS ||
+		    util_strtonum(spec, 1, 65535, &in) != 0 ||
+		    util_strtonum(colon ? colon : spec, 1, 65535, &out) != 0) {
+			snprintf(err, errlen, "--host-port '%s' is not "
+			    "PORT[:HOSTPORT] (1-65535)%s", l->v[i],
+			    s->nfwd + 1 >= ISOLATE_MAX_PORTS ? ": too many" :
+			    "");
+			free(spec);
+			return -1;
+		}
+		free(spec);
+		s->fwd_inside[s->nfwd] = (uint16_t)in;
+		s->fwd_host[s->nfwd++] = (uint16_t)out;
+	}
+	return 0;
+}
+
+/*
+ * Decide whether COMMAND gets its own namespace (SPEC: fail open with a
+ * warning that names the cause). -1 only for a fail-closed stop.
+ */
+static int
+plan_isolation(struct session *s)
+{
+	const struct config	*cfg = s->cfg;
+	char			 err[512];
+
+	if (!cfg->isolate)
+		return 0;
+	if (s->srv == NULL) {
+		if (cfg->fail_closed) {
+			log_error("--isolate needs the built-in proxy, which "
+			    "is not running (--fail-closed: not starting "
+			    "COMMAND)");
+			return -1;
+		}
+		log_warn("--isolate needs the built-in proxy, which is not "
+		    "running: COMMAND is not isolated");
+		return 0;
+	}
+	if (isolate_probe(err, sizeof err) != 0) {
+		if (cfg->fail_closed) {
+			log_error("cannot isolate: %s (--fail-closed: not "
+			    "starting COMMAND)", err);
+			return -1;
+		}
+		log_warn("cannot isolate: %s; COMMAND runs with proxy "
+		    "variables only", err);
+		return 0;
+	}
+	s->isolate = true;
+	return 0;
+}
+
+/* The listeners from COMMAND's namespace go to the proxy. */
+static int
+adopt_listeners(struct session *s)
+{
+	int fds[ISOLATE_MAX_PORTS];
+
+	if (isolate_receive(&s->iso, fds, 1 + s->nfwd) != 0) {
+		log_error("cannot isolate: no listeners from COMMAND's "
+		    "namespace: %s", strerror(errno));
+		return -1;
+	}
+	server_adopt(s->srv, fds[0]);
+	for (size_t i = 0; i < s->nfwd; i++)
+		server_forward(s->srv, fds[1 + i], s->fwd_host[i]);
+	isolate_close(&s->iso);
+	return 0;
+}
+
 static int
 run_child(struct session *s)
 {
 	struct event	*sigchld;
+	uint16_t	 ports[ISOLATE_MAX_PORTS];
 	int		 r;
 
 	node_notice(s->cfg->command);
+	if (s->isolate) {
+		/* Inside, the proxy keeps its port number on 127.0.0.1. */
+		ports[0] = (uint16_t)server_port(s->srv);
+		memcpy(ports + 1, s->fwd_inside, s->nfwd * sizeof ports[0]);
+		if (isolate_init(&s->iso, ports, 1 + s->nfwd) != 0) {
+			log_error("cannot isolate: %s", strerror(errno));
+			return 125;
+		}
+	}
 	sigchld = evsignal_new(s->base, SIGCHLD, on_sigchld, s);
 	event_add(sigchld, NULL);
 	if ((r = child_spawn(s->cfg->command, strlist_array(&s->bouquet.env),
-	    &s->child)) != 0) {
+	    s->isolate ? isolate_enter : NULL, &s->iso, &s->child)) != 0) {
 		event_free(sigchld);
+		isolate_close(&s->iso);
 		return r;
+	}
+	if (s->isolate && adopt_listeners(s) != 0) {
+		kill(s->child, SIGKILL);
+		s->failed = true;
 	}
 	/* A SIGCHLD before the event was armed is caught by this first pass. */
 	on_sigchld(-1, 0, s);
 	if (s->child > 0)
 		event_base_dispatch(s->base);
 	event_free(sigchld);
-	return s->status;
+	return s->failed ? 125 : s->status;
 }
 
 int
@@ -281,6 +389,7 @@ session_run(struct config *cfg, const char *self)
 	memset(&s, 0, sizeof s);
 	s.cfg = cfg;
 	s.child = -1;
+	s.iso.sock[0] = s.iso.sock[1] = -1;
 	event_set_log_callback(on_libevent_log);
 	child_signals_install();
 	child_raise_nofile();
@@ -306,7 +415,12 @@ session_run(struct config *cfg, const char *self)
 		log_error("%s", err);
 		goto out;
 	}
-	if (start_proxy(&s) != 0 || build_trust(&s) != 0)
+	if (parse_host_ports(&s, err, sizeof err) != 0) {
+		log_error("%s", err);
+		goto out;
+	}
+	if (start_proxy(&s) != 0 || plan_isolation(&s) != 0 ||
+	    build_trust(&s) != 0)
 		goto out;
 	if (child_signal_pending()) {
 		r = 128 + child_signal_pending();

@@ -1,0 +1,299 @@
+/*
+ * Network isolation with namespaces, no root and no helpers. The child
+ * unshares a user and a network namespace, maps its own uid and gid to
+ * themselves (the agent is not root in there), brings up lo, binds the
+ * listeners egress-run will serve, passes them back with SCM_RIGHTS and
+ * execs. Its capabilities in the new namespace end at exec (its uid is
+ * not 0), so it cannot rebuild a route out.
+ *
+ * DNS needs nothing of ours: in a namespace with only lo, a query to the
+ * resolver in /etc/resolv.conf fails at once (no route; or a refused port
+ * for a loopback resolver like 127.0.0.53), never after a timeout. Only
+ * the proxy resolves names, as policy intends.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <poll.h>
+#include <stdint.h>
+#include <unistd.h>
+
+#include "common/util.h"
+#include "launcher/isolate.h"
+
+static int
+write_file(const char *path, const char *text)
+{
+	int	fd;
+	ssize_t	n, len = (ssize_t)strlen(text);
+
+	if ((fd = open(path, O_WRONLY | O_CLOEXEC)) == -1)
+		return -1;
+	n = write(fd, text, (size_t)len);
+	close(fd);
+	return n == len ? 0 : -1;
+}
+
+/* The namespaces and the identity maps; errno on failure. */
+static int
+enter(void)
+{
+	char	map[64];
+	uid_t	uid = geteuid();
+	gid_t	gid = getegid();
+
+	/*
+	 * egress-run is not dumpable (its memory holds secrets), and a
+	 * non-dumpable process's /proc/self files belong to root: it could
+	 * not write its own maps. This child is about to exec COMMAND,
+	 * which is dumpable again anyway.
+	 */
+	(void)prctl(PR_SET_DUMPABLE, 1);
+	if (unshare(CLONE_NEWUSER | CLONE_NEWNET) == -1)
+		return errno;
+	snprintf(map, sizeof map, "%u %u 1\n", (unsigned)uid, (unsigned)uid);
+	if (write_file("/proc/self/uid_map", map) == -1)
+		return errno;
+	/* An unprivileged gid map needs setgroups denied first. */
+	if (write_file("/proc/self/setgroups", "deny") == -1 &&
+	    errno != ENOENT)
+		return errno;
+	snprintf(map, sizeof map, "%u %u 1\n", (unsigned)gid, (unsigned)gid);
+	if (write_file("/proc/self/gid_map", map) == -1)
+		return errno;
+	return 0;
+}
+
+static int
+loopback_up(void)
+{
+	struct ifreq	ifr;
+	int		fd, r = 0;
+
+	if ((fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0)) == -1)
+		return errno;
+	memset(&ifr, 0, sizeof ifr);
+	memcpy(ifr.ifr_name, "lo", 3);
+	if (ioctl(fd, SIOCGIFFLAGS, &ifr) == -1)
+		r = errno;
+	else {
+		ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+		if (ioctl(fd, SIOCSIFFLAGS, &ifr) == -1)
+			r = errno;
+	}
+	close(fd);
+	return r;
+}
+
+/* A number from a /proc/sys file, or -1. */
+static long long
+sysctl_value(const char *path)
+{
+	char		 buf[32];
+	long long	 v;
+	FILE		*f;
+
+	if ((f = fopen(path, "re")) == NULL)
+		return -1;
+	if (fgets(buf, sizeof buf, f) == NULL) {
+		fclose(f);
+		return -1;
+	}
+	fclose(f);
+	buf[strcspn(buf, "\n")] = '\0';
+	return util_strtonum(buf, 0, INT64_MAX, &v) == 0 ? v : -1;
+}
+
+int
+isolate_probe(char *err, size_t errlen)
+{
+	int	status, e = 0, p[2];
+	pid_t	pid;
+
+	if (pipe2(p, O_CLOEXEC) == -1) {
+		snprintf(err, errlen, "pipe: %s", strerror(errno));
+		return -1;
+	}
+	if ((pid = fork()) == -1) {
+		snprintf(err, errlen, "fork: %s", strerror(errno));
+		close(p[0]);
+		close(p[1]);
+		return -1;
+	}
+	if (pid == 0) {
+		close(p[0]);
+		if ((e = enter()) == 0)
+			e = loopback_up();
+		(void)!write(p[1], &e, sizeof e);
+		_exit(0);
+	}
+	close(p[1]);
+	if (read(p[0], &e, sizeof e) != (ssize_t)sizeof e)
+		e = EIO;
+	close(p[0]);
+	while (waitpid(pid, &status, 0) == -1 && errno == EINTR)
+		;
+	if (e == 0)
+		return 0;
+	/* Say what to change, as precisely as the system lets us. */
+	if (sysctl_value("/proc/sys/user/max_user_namespaces") == 0) {
+		snprintf(err, errlen, "user namespaces are switched off (sysctl "
+		    "user.max_user_namespaces=0): set it above 0 to use "
+		    "--isolate");
+		return -1;
+	}
+	if (sysctl_value("/proc/sys/kernel/unprivileged_userns_clone") == 0) {
+		snprintf(err, errlen, "unprivileged user namespaces are "
+		    "disabled (sysctl kernel.unprivileged_userns_clone=0): set "
+		    "it to 1 to use --isolate");
+		return -1;
+	}
+	if (sysctl_value("/proc/sys/kernel/apparmor_restrict_unprivileged_"
+	    "userns") == 1) {
+		snprintf(err, errlen, "AppArmor restricts unprivileged user "
+		    "namespaces (sysctl kernel.apparmor_restrict_unprivileged_"
+		    "userns=1): allow egress-run in a profile or set it to 0");
+		return -1;
+	}
+	snprintf(err, errlen, "cannot create a user and network namespace: "
+	    "%s (a container's seccomp profile or an old kernel may forbid "
+	    "it)", strerror(e));
+	return -1;
+}
+
+int
+isolate_init(struct isolate *iso, const uint16_t *ports, size_t n)
+{
+	memset(iso, 0, sizeof *iso);
+	iso->sock[0] = iso->sock[1] = -1;
+	if (n > ISOLATE_MAX_PORTS) {
+		errno = E2BIG;
+		return -1;
+	}
+	memcpy(iso->ports, ports, n * sizeof ports[0]);
+	iso->nports = n;
+	return socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0,
+	    iso->sock);
+}
+
+static int
+listen_on(uint16_t port)
+{
+	struct sockaddr_in	sin;
+	int			fd, one = 1;
+
+	if ((fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+	    0)) == -1)
+		return -1;
+	memset(&sin, 0, sizeof sin);
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	sin.sin_port = htons(port);
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) == -1 ||
+	    bind(fd, (struct sockaddr *)&sin, sizeof sin) == -1 ||
+	    listen(fd, 1024) == -1) {
+		int e = errno;
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	return fd;
+}
+
+int
+isolate_enter(void *arg)
+{
+	struct isolate	*iso = arg;
+	int		 fds[ISOLATE_MAX_PORTS], e;
+	char		 cbuf[CMSG_SPACE(sizeof fds)];
+	struct msghdr	 msg;
+	struct iovec	 iov;
+	struct cmsghdr	*cm;
+	char		 tag = 'L';
+
+	close(iso->sock[0]);
+	if ((e = enter()) != 0 || (e = loopback_up()) != 0)
+		return e;
+	for (size_t i = 0; i < iso->nports; i++)
+		if ((fds[i] = listen_on(iso->ports[i])) == -1)
+			return errno;
+	memset(&msg, 0, sizeof msg);
+	memset(cbuf, 0, sizeof cbuf);
+	iov.iov_base = &tag;
+	iov.iov_len = 1;
+	msg.msg_iov = &iov;
+	msg.msg_iovlen = 1;
+	msg.msg_control = cbuf;
+	msg.msg_controllen = CMSG_SPACE(iso->nports * sizeof(int));
+	cm = CMSG_FIRSTHDR(&msg);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(iso->nports * sizeof(int));
+	memcpy(CMSG_DATA(cm), fds, iso->nports * sizeof(int));
+	if (sendmsg(iso->sock[1], &msg, 0) == -1)
+		return errno;
+	/* The listeners are egress-run's now; COMMAND inherits none. */
+	for (size_t i = 0; i < iso->nports; i++)
+		close(fds[i]);
+	close(iso->sock[1]);
+	return 0;
+}
+
+int
+isolate_receive(struct isolate *iso, int *fds, size_t n)
+{
+	char		 cbuf[CMSG_SPACE(ISOLATE_MAX_PORTS * sizeof(int))];
+	struct msghdr	 msg;
+	struct iovec	 iov;
+	struct cmsghdr	*cm;
+	struct pollfd	 pfd;
+	char		 tag;
+	ssize_t		 r;
+
+	if (iso->sock[1] != -1) {
+		close(iso->sock[1]);	/* EOF if the child dies first */
+		iso->sock[1] = -1;
+	}
+	pfd.fd = iso->sock[0];
+	pfd.events = POLLIN;
+	if (poll(&pfd, 1, 5000) != 1) {
+		errno = ETIMEDOUT;
+		return -1;
+	}
+	memset(&msg, 0, sizeof msg);
+	iov.iov_base = &tag;
+	iov.iov_len = 1;
+	msg.msg_iov = &iov;
+	msg.msg_iovlen = 1;
+	msg.msg_control = cbuf;
+	msg.msg_controllen = sizeof cbuf;
+	do
+		r = recvmsg(iso->sock[0], &msg, MSG_CMSG_CLOEXEC);
+	while (r == -1 && errno == EINTR);
+	if (r != 1 || (cm = CMSG_FIRSTHDR(&msg)) == NULL ||
+	    cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS ||
+	    cm->cmsg_len != CMSG_LEN(n * sizeof(int))) {
+		errno = r == 0 ? ECHILD : EPROTO;
+		return -1;
+	}
+	memcpy(fds, CMSG_DATA(cm), n * sizeof(int));
+	return 0;
+}
+
+void
+isolate_close(struct isolate *iso)
+{
+	for (int i = 0; i < 2; i++)
+		if (iso->sock[i] != -1)
+			close(iso->sock[i]);
+	iso->sock[0] = iso->sock[1] = -1;
+}
