@@ -1017,7 +1017,7 @@ certs_client_ctx(struct certs *c, const char *extra_ca_file, char *err,
 	SSL_CTX	*ctx;
 	char	 tls[256];
 
-	if (c->client != NULL) {
+	if (c != NULL && c->client != NULL) {
 		if ((extra_ca_file == NULL) != (c->client_extra == NULL) ||
 		    (extra_ca_file != NULL &&
 		    strcmp(extra_ca_file, c->client_extra) != 0)) {
@@ -1053,6 +1053,8 @@ certs_client_ctx(struct certs *c, const char *extra_ca_file, char *err,
 	 * corporate --upstream-ca often is): what curl does too. */
 	X509_VERIFY_PARAM_set_flags(SSL_CTX_get0_param(ctx),
 	    X509_V_FLAG_PARTIAL_CHAIN);
+	if (c == NULL)		/* nothing to cache it in: the caller's */
+		return ctx;
 	c->client = ctx;
 	c->client_extra = extra_ca_file != NULL ? xstrdup(extra_ca_file) :
 	    NULL;

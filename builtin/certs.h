@@ -69,7 +69,9 @@ int		 certs_ssl_sni_matches(SSL *, const char *host);
  * reads them) plus extra_ca_file (--upstream-ca) when not NULL, TLS 1.2
  * minimum, ALPN http/1.1 only. Built on the first call; every call returns
  * a new reference the caller releases with SSL_CTX_free. A later call with
- * another extra_ca_file is an error. NULL on failure with a reason in err.
+ * another extra_ca_file is an error. With a NULL certs (no interception,
+ * gateways only) a fresh context is returned each time. NULL on failure
+ * with a reason in err.
  */
 SSL_CTX		*certs_client_ctx(struct certs *, const char *extra_ca_file,
 		    char *err, size_t errlen);

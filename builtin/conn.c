@@ -21,6 +21,7 @@
 
 #include "builtin/audit.h"
 #include "builtin/dial.h"
+#include "builtin/gateway.h"
 #include "builtin/http_fwd.h"
 #include "builtin/mitm.h"
 #include "builtin/policy.h"
@@ -581,6 +582,54 @@ start_inner(struct conn *c, const struct http_request *req, size_t headlen)
 		return;
 	}
 	c->req.rule = v.rule;
+	c->req.origin_tls = true;
+	http_fwd_start(c, req, headlen);
+}
+
+/*
+ * An origin-form request on the proxy's own port: a gateway's, if its
+ * path names one; else a mistake (404 for an unknown gateway, 400).
+ */
+static void
+start_gateway(struct conn *c, const struct http_request *req, size_t headlen)
+{
+	const struct gateway	*gw;
+	struct verdict		 v;
+	size_t			 rest;
+	bool			 unknown;
+
+	c->req.door = "gateway";
+	gw = gateways_match(c->srv->gateways, req->path.p, req->path.len,
+	    &rest, &unknown);
+	if (gw == NULL) {
+		if (unknown)
+			conn_error(c, 404, "no gateway has that name (see "
+			    "--gateway)", NULL);
+		else {
+			c->req.door = "http";
+			conn_error(c, 400, "this is a proxy: send absolute-"
+			    "form requests (GET http://host/path), CONNECT, "
+			    "or /gw/NAME/ for a --gateway", NULL);
+		}
+		return;
+	}
+	c->req.dest = gw->dest;
+	c->req.origin_tls = gw->tls;
+	/* URL's base, then the rest of the path (and its query). */
+	c->req.target = xprintf("%s%.*s", gw->base,
+	    (int)(req->path.len - rest), req->path.p + rest);
+	if (c->req.target[0] == '\0') {
+		free(c->req.target);
+		c->req.target = xstrdup("/");
+	}
+	free(c->req.path);
+	c->req.path = xstrndup(c->req.target, strcspn(c->req.target, "?"));
+	policy_check_dest(c->srv->policy, &c->req.dest, &v);
+	if (!v.allow) {
+		conn_error(c, 403, v.reason, v.rule);
+		return;
+	}
+	c->req.rule = v.rule;
 	http_fwd_start(c, req, headlen);
 }
 
@@ -618,6 +667,9 @@ dispatch(struct conn *c, const struct http_request *req, size_t headlen)
 		break;
 	case HTTP_FORM_ABSOLUTE:
 		start_forward(c, req, headlen);
+		break;
+	case HTTP_FORM_ORIGIN:
+		start_gateway(c, req, headlen);
 		break;
 	default:
 		c->req.door = "http";

@@ -242,7 +242,7 @@ dialed(int fd, const struct dial_result *res, void *arg)
 		conn_error(c, res->status, res->reason, res->rule);
 		return;
 	}
-	if (c->mitm) {
+	if (c->req.origin_tls) {
 		/* TLS to the origin first; attach() once it is up. */
 		struct bufferevent *bev = mitm_origin(c->srv, fd, &c->req.dest);
 		if (bev == NULL) {
@@ -281,10 +281,10 @@ acquire(struct conn *c)
 	struct request	*r = &c->req;
 	struct origin	*o;
 
-	r->via = upstream_route(c->srv->upstream, !c->mitm, &r->dest);
-	r->absolute = !c->mitm && r->via != NULL &&
+	r->via = upstream_route(c->srv->upstream, !r->origin_tls, &r->dest);
+	r->absolute = !r->origin_tls && r->via != NULL &&
 	    r->via->scheme == PROXY_SCHEME_HTTP;
-	if (c->mitm)
+	if (r->origin_tls)
 		snprintf(r->pool_key, sizeof r->pool_key, "tls %s:%u%s%s",
 		    r->dest.host, r->dest.port, r->via ? " via " : "",
 		    r->via ? r->via->display : "");
@@ -317,7 +317,7 @@ acquire(struct conn *c)
 	c->state = CONN_DIAL;
 	/* attach() reads again: a body must not pile up meanwhile. */
 	bufferevent_disable(c->client, EV_READ);
-	c->dial = dial_start(c->srv, &r->dest, c->mitm ? DIAL_STREAM :
+	c->dial = dial_start(c->srv, &r->dest, r->origin_tls ? DIAL_STREAM :
 	    DIAL_HTTP, dialed, c);
 }
 
@@ -399,14 +399,15 @@ http_fwd_start(struct conn *c, const struct http_request *req, size_t headlen)
 	}
 
 	/* The request line is written when the route is known (attach());
-	 * the URI's authority becomes the Host. */
-	r->target = xstrndup(req->path.p, req->path.len);
+	 * the URI's authority becomes the Host. A gateway set its own. */
+	if (r->target == NULL)
+		r->target = xstrndup(req->path.p, req->path.len);
 	evbuffer_add(h, "Host: ", 6);
 	if (r->dest.kind == ADDR_IPV6)
 		evbuffer_add_printf(h, "[%s]", r->dest.host);
 	else
 		evbuffer_add(h, r->dest.host, strlen(r->dest.host));
-	if (r->dest.port != (c->mitm ? 443 : 80)) {
+	if (r->dest.port != (r->origin_tls ? 443 : 80)) {
 		char	num[8];
 		int	n = snprintf(num, sizeof num, ":%u", r->dest.port);
 		evbuffer_add(h, num, (size_t)n);
@@ -441,7 +442,7 @@ http_fwd_start(struct conn *c, const struct http_request *req, size_t headlen)
 		if (r->secret_pending == NULL)
 			r->secret_pending = secrets_name(sec, idx[i]);
 	}
-	if (bound && !c->mitm)
+	if (bound && !r->origin_tls)
 		r->note = "a secret was sent in clear (plain HTTP)";
 	if (req->body == HTTP_BODY_CHUNKED || rechunk)
 		evbuffer_add(h, "Transfer-Encoding: chunked\r\n", 28);

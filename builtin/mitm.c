@@ -35,8 +35,8 @@ struct mitm {
 };
 
 struct mitm *
-mitm_new(const struct config *cfg, bool needed, const char *ca_path,
-    char *err, size_t errlen)
+mitm_new(const struct config *cfg, bool needed, bool client,
+    const char *ca_path, char *err, size_t errlen)
 {
 	struct mitm	*m = xcalloc(1, sizeof *m);
 	char		 perr[256];
@@ -52,19 +52,20 @@ mitm_new(const struct config *cfg, bool needed, const char *ca_path,
 		m->nnomitm++;
 	}
 	/* A CA given explicitly is checked even if nothing needs it yet. */
-	if (!needed && cfg->ca_cert == NULL)
-		return m;
-	if ((m->certs = certs_new(cfg->ca_cert, cfg->ca_key, err, errlen)) ==
-	    NULL)
-		goto fail;
-	if (certs_write_ca(m->certs, ca_path, err, errlen) != 0)
-		goto fail;
-	if ((m->server_ctx = certs_server_ctx(m->certs)) == NULL) {
-		snprintf(err, errlen, "cannot set up TLS interception");
-		goto fail;
+	if (needed || cfg->ca_cert != NULL) {
+		if ((m->certs = certs_new(cfg->ca_cert, cfg->ca_key, err,
+		    errlen)) == NULL)
+			goto fail;
+		if (certs_write_ca(m->certs, ca_path, err, errlen) != 0)
+			goto fail;
+		if ((m->server_ctx = certs_server_ctx(m->certs)) == NULL) {
+			snprintf(err, errlen, "cannot set up TLS interception");
+			goto fail;
+		}
 	}
-	if ((m->client_ctx = certs_client_ctx(m->certs, cfg->upstream_ca, err,
-	    errlen)) == NULL)
+	/* Origin legs: interception, and gateways to https:// URLs. */
+	if ((needed || client) && (m->client_ctx = certs_client_ctx(m->certs,
+	    cfg->upstream_ca, err, errlen)) == NULL)
 		goto fail;
 	return m;
 fail:

@@ -19,13 +19,14 @@ struct mitm;
 struct server;
 
 /*
- * Set up interception for the run: the CA (ephemeral or --ca-cert/--ca-key),
- * its certificate written to ca_path for the child's trust bundle, the TLS
- * contexts. NULL with err empty when nothing needs intercepting; NULL with
- * err set on a configuration error.
+ * Set up TLS for the run: when needed, the interception CA (ephemeral or
+ * --ca-cert/--ca-key) with its certificate written to ca_path for the
+ * child's trust bundle; when needed or client, the verifying client
+ * context for origins (gateways need only that). NULL with err set on a
+ * configuration error.
  */
-struct mitm	*mitm_new(const struct config *, bool needed, const char *ca_path,
-		    char *, size_t);
+struct mitm	*mitm_new(const struct config *, bool needed, bool client,
+		    const char *ca_path, char *, size_t);
 void		 mitm_free(struct mitm *);
 
 /* Is dest excluded with --no-mitm? */

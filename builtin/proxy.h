@@ -47,6 +47,7 @@ struct policy;
 struct mitm;
 struct secrets;
 struct subst;
+struct gateways;
 struct bufferevent;
 struct proxy_url;
 struct upstream;
@@ -88,6 +89,7 @@ struct server {
 	struct upstream		*upstream;	/* corporate proxy, or NULL */
 	struct mitm		*mitm;		/* interception set-up */
 	struct secrets		*secrets;	/* bindings (maybe none) */
+	struct gateways		*gateways;	/* --gateway (maybe none) */
 	char			*ca_file;	/* interception CA, or NULL */
 
 	int			 lfd;		/* the host's listener */
@@ -160,6 +162,8 @@ struct request {
 	char			 pool_key[ADDR_HOST_MAX + 160];
 	bool			 absolute;	/* request line in absolute
 						   form (HTTP upstream) */
+	bool			 origin_tls;	/* TLS to the origin
+						   (interception, gateway) */
 	struct subst		*subst;		/* secret substitution in the
 						   request body, or NULL */
 	bool			 out_chunked;	/* body re-chunked for the

@@ -25,6 +25,7 @@
 #include "builtin/http_fwd.h"
 #include "builtin/mitm.h"
 #include "builtin/secrets.h"
+#include "builtin/gateway.h"
 #include "builtin/peer.h"
 #include "builtin/policy.h"
 #include "builtin/proxy.h"
@@ -332,7 +333,8 @@ load_secrets(struct server *srv, const struct config *cfg,
 	if (secrets_count(srv->secrets) > 0)
 		needed = true;
 	ca = xprintf("%s/egress-run-ca.pem", state_dir);
-	if ((srv->mitm = mitm_new(cfg, needed, ca, err, errlen)) == NULL)
+	if ((srv->mitm = mitm_new(cfg, needed, gateways_count(srv->gateways) >
+	    0, ca, err, errlen)) == NULL)
 		goto out;
 	if (needed || cfg->ca_cert != NULL)
 		srv->ca_file = xstrdup(ca);
@@ -354,14 +356,15 @@ out:
 
 struct server *
 server_start(struct event_base *base, const struct config *cfg,
-    struct secrets *secrets, struct upstream *upstream, const char *state_dir,
-    char *err, size_t errlen, bool *fatal)
+    const struct server_parts *parts, const char *state_dir, char *err,
+    size_t errlen, bool *fatal)
 {
 	struct server	*srv = xcalloc(1, sizeof *srv);
 	bool		 owner_only = false;
 
-	srv->secrets = secrets;
-	srv->upstream = upstream;
+	srv->secrets = parts->secrets;
+	srv->upstream = parts->upstream;
+	srv->gateways = parts->gateways;
 	*fatal = false;
 	srv->base = base;
 	srv->cfg = cfg;

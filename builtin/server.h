@@ -11,20 +11,28 @@
 #include <stdint.h>
 
 struct config;
+struct gateways;
 struct secrets;
 struct upstream;
 struct event_base;
 struct server;
 
 /*
- * The secret bindings and the upstream are the launcher's (it gives the
- * child the placeholders and keeps the upstream's password from it); the
- * server borrows them. NULL with a one-line cause in err. *fatal says the cause is a mistake in
+ * The secret bindings, the upstream and the gateways are the launcher's
+ * (it gives the child the placeholders and the gateways' variables, and
+ * keeps the upstream's password from it); the server borrows them. NULL with a one-line cause in err. *fatal says the cause is a mistake in
  * the configuration (a bad pattern, an unwritable audit log), which no
  * fallback can mend, rather than a run-time failure (port in use).
  */
+/* What the launcher owns and the server borrows. */
+struct server_parts {
+	struct secrets		*secrets;	/* bindings (maybe none) */
+	struct upstream		*upstream;	/* corporate proxy, or NULL */
+	struct gateways		*gateways;	/* --gateway (maybe none) */
+};
+
 struct server	*server_start(struct event_base *, const struct config *,
-		    struct secrets *, struct upstream *, const char *state_dir,
+		    const struct server_parts *, const char *state_dir,
 		    char *, size_t, bool *fatal);
 
 /* The address clients should use: "127.0.0.1" / "::1" and the port. */

@@ -62,6 +62,7 @@ static const struct opt opts[] = {
 	{ "no-upstream", 0, "no_upstream", OPT_FLAG, F(no_upstream), 0, 0 },
 	{ "upstream-ca", 0, "upstream_ca", OPT_STR, F(upstream_ca), 0, 0 },
 	{ "no-proxy", 0, "no_proxy", OPT_LIST, F(no_proxy), 0, 0 },
+	{ "gateway", 0, "gateways", OPT_LIST, F(gateways), 0, 0 },
 	{ "isolate", 0, "isolate", OPT_FLAG, F(isolate), 0, 0 },
 	{ "host-port", 0, "host_ports", OPT_LIST, F(host_ports), 0, 0 },
 	{ "audit", 0, "audit", OPT_STR, F(audit), 0, 0 },
@@ -94,6 +95,7 @@ const char config_usage[] =
 "                          placeholder (also KEY=value:HOST)\n"
 "  --ca-cert F --ca-key F  interception CA instead of an ephemeral one\n"
 "  --no-mitm PATTERN       never intercept TLS for these hosts\n"
+"  --gateway NAME=URL[,VAR] plain-HTTP gateway (VAR=http://proxy/gw/NAME)\n"
 "Upstream:\n"
 "  --upstream URL          chain to this proxy (default: $HTTPS_PROXY &c)\n"
 "  --no-upstream           ignore proxies in egress-run's environment\n"

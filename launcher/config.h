@@ -35,6 +35,7 @@ struct config {
 	char		*upstream_ca;
 
 	struct strlist	 no_proxy;	/* additions to the child's NO_PROXY */
+	struct strlist	 gateways;	/* NAME=URL[,VAR] or a preset */
 	bool		 isolate;	/* own network namespace */
 	struct strlist	 host_ports;	/* PORT[:HOSTPORT] under --isolate */
 	char		*audit;

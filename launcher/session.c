@@ -15,6 +15,7 @@
 #include <event2/event.h>
 
 #include "common/log.h"
+#include "builtin/gateway.h"
 #include "builtin/secrets.h"
 #include "builtin/server.h"
 #include "common/util.h"
@@ -39,6 +40,7 @@ struct session {
 	struct server		*srv;
 	struct secrets		*secrets;
 	struct upstream		*upstream;	/* corporate proxy, or NULL */
+	struct gateways		*gateways;
 	bool			 isolate;	/* --isolate, and possible */
 	bool			 failed;	/* egress-run stopped COMMAND */
 	struct isolate		 iso;
@@ -82,10 +84,11 @@ on_sigchld(evutil_socket_t fd, short what, void *arg)
 static int
 start_builtin(struct session *s)
 {
-	char	err[1024];
-	bool	fatal;
+	struct server_parts	parts = { s->secrets, s->upstream, s->gateways };
+	char			err[1024];
+	bool			fatal;
 
-	if ((s->srv = server_start(s->base, s->cfg, s->secrets, s->upstream,
+	if ((s->srv = server_start(s->base, s->cfg, &parts,
 	    state_dir(s->state), err, sizeof err, &fatal)) != NULL)
 		return 0;
 	if (fatal) {
@@ -209,6 +212,9 @@ build_env(struct session *s, const char *self)
 	/* Placeholders whichever proxy runs: with none able to inject, the
 	 * agent's requests fail to authenticate rather than hold a key. */
 	secrets_child_env(s->secrets, &placeholders);
+	if (s->srv != NULL)
+		gateways_child_env(s->gateways, o.proxy_host, o.proxy_port,
+		    &placeholders);
 	o.replace = &placeholders;
 	o.trust = s->trust.bundle != NULL ? &s->trust : NULL;
 	o.self = self;
@@ -415,6 +421,11 @@ session_run(struct config *cfg, const char *self)
 		log_error("%s", err);
 		goto out;
 	}
+	if ((s.gateways = gateways_new(cfg->gateways.v, cfg->gateways.n, err,
+	    sizeof err)) == NULL) {
+		log_error("%s", err);
+		goto out;
+	}
 	if (parse_host_ports(&s, err, sizeof err) != 0) {
 		log_error("%s", err);
 		goto out;
@@ -438,6 +449,7 @@ out:
 	server_stop(s.srv);
 	secrets_free(s.secrets);
 	upstream_free(s.upstream);
+	gateways_free(s.gateways);
 	external_stop(s.ext);
 	bouquet_free(&s.bouquet);
 	trust_files_free(&s.trust);
