@@ -6,10 +6,11 @@
  * execs. Its capabilities in the new namespace end at exec (its uid is
  * not 0), so it cannot rebuild a route out.
  *
- * DNS needs nothing of ours: in a namespace with only lo, a query to the
+ * DNS needs no server of ours: in a namespace with only lo, a query to the
  * resolver in /etc/resolv.conf fails at once (no route; or a refused port
- * for a loopback resolver like 127.0.0.53), never after a timeout. Only
- * the proxy resolves names, as policy intends.
+ * for a loopback resolver like 127.0.0.53), never after a timeout. The
+ * host's resolver sockets are hidden (hide_resolvers): only the proxy
+ * resolves names, as policy intends.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -20,6 +21,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -43,6 +45,36 @@ write_file(const char *path, const char *text)
 	return n == len ? 0 : -1;
 }
 
+/*
+ * Unix sockets are files: they cross a network namespace. Those through
+ * which a name can be resolved on the host (systemd-resolved's varlink
+ * and D-Bus-free stub paths, nscd) are hidden under empty, read-only
+ * tmpfs mounts in COMMAND's private mount namespace, so that only the
+ * proxy resolves names. Missing directories are skipped.
+ */
+static const char *resolver_dirs[] = {
+	"/run/systemd/resolve",
+	"/var/run/nscd",
+	"/run/nscd",
+};
+
+static int
+hide_resolvers(void)
+{
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) == -1)
+		return errno;
+	for (size_t i = 0; i < sizeof resolver_dirs / sizeof resolver_dirs[0];
+	    i++) {
+		if (access(resolver_dirs[i], F_OK) != 0)
+			continue;
+		if (mount("tmpfs", resolver_dirs[i], "tmpfs", MS_RDONLY |
+		    MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4k,mode=0755") ==
+		    -1)
+			return errno;
+	}
+	return 0;
+}
+
 /* The namespaces and the identity maps; errno on failure. */
 static int
 enter(void)
@@ -58,7 +90,7 @@ enter(void)
 	 * which is dumpable again anyway.
 	 */
 	(void)prctl(PR_SET_DUMPABLE, 1);
-	if (unshare(CLONE_NEWUSER | CLONE_NEWNET) == -1)
+	if (unshare(CLONE_NEWUSER | CLONE_NEWNET | CLONE_NEWNS) == -1)
 		return errno;
 	snprintf(map, sizeof map, "%u %u 1\n", (unsigned)uid, (unsigned)uid);
 	if (write_file("/proc/self/uid_map", map) == -1)
@@ -221,7 +253,8 @@ isolate_enter(void *arg)
 	char		 tag = 'L';
 
 	close(iso->sock[0]);
-	if ((e = enter()) != 0 || (e = loopback_up()) != 0)
+	if ((e = enter()) != 0 || (e = loopback_up()) != 0 ||
+	    (e = hide_resolvers()) != 0)
 		return e;
 	for (size_t i = 0; i < iso->nports; i++)
 		if ((fds[i] = listen_on(iso->ports[i])) == -1)

@@ -225,12 +225,19 @@ build_env(struct session *s, const char *self)
 
 /* Say what a user of Node must know, at -v. */
 static void
-node_notice(char *const *argv)
+node_notice(char *const *argv, bool isolated)
 {
 	const char *base = strrchr(argv[0], '/');
 
 	base = base ? base + 1 : argv[0];
-	if (strcmp(base, "node") == 0 || strcmp(base, "nodejs") == 0)
+	if (strcmp(base, "node") != 0 && strcmp(base, "nodejs") != 0)
+		return;
+	if (isolated)
+		log_info("node before version 24 ignores proxy variables in "
+		    "its https module and fetch: under --isolate such "
+		    "requests fail (NODE_USE_ENV_PROXY=1 is set for newer "
+		    "versions)");
+	else
 		log_info("node before version 24 ignores proxy variables in "
 		    "its https module and fetch: such requests bypass the "
 		    "proxy (NODE_USE_ENV_PROXY=1 is set for newer versions)");
@@ -287,6 +294,12 @@ parse_host_ports(struct session *s, char *err, size_t errlen)
 			return -1;
 		}
 		free(spec);
+		for (size_t j = 0; j < s->nfwd; j++)
+			if (s->fwd_inside[j] == in) {
+				snprintf(err, errlen, "--host-port: port %lld "
+				    "is given twice", in);
+				return -1;
+			}
 		s->fwd_inside[s->nfwd] = (uint16_t)in;
 		s->fwd_host[s->nfwd++] = (uint16_t)out;
 	}
@@ -303,8 +316,12 @@ plan_isolation(struct session *s)
 	const struct config	*cfg = s->cfg;
 	char			 err[512];
 
-	if (!cfg->isolate)
+	if (!cfg->isolate) {
+		if (s->nfwd > 0)
+			log_warn("--host-port needs --isolate: ignored "
+			    "(COMMAND reaches this host's loopback directly)");
 		return 0;
+	}
 	if (s->srv == NULL) {
 		if (cfg->fail_closed) {
 			log_error("--isolate needs the built-in proxy, which "
@@ -314,8 +331,19 @@ plan_isolation(struct session *s)
 		}
 		log_warn("--isolate needs the built-in proxy, which is not "
 		    "running: COMMAND is not isolated");
+		if (s->nfwd > 0)
+			log_warn("--host-port ignored: COMMAND is not "
+			    "isolated and reaches this host's loopback ports "
+			    "as they are");
 		return 0;
 	}
+	for (size_t i = 0; i < s->nfwd; i++)
+		if (s->fwd_inside[i] == server_port(s->srv)) {
+			log_error("--host-port %u: that is the proxy's own port "
+			    "inside COMMAND's namespace; choose another",
+			    s->fwd_inside[i]);
+			return -1;
+		}
 	if (isolate_probe(err, sizeof err) != 0) {
 		if (cfg->fail_closed) {
 			log_error("cannot isolate: %s (--fail-closed: not "
@@ -324,6 +352,10 @@ plan_isolation(struct session *s)
 		}
 		log_warn("cannot isolate: %s; COMMAND runs with proxy "
 		    "variables only", err);
+		if (s->nfwd > 0)
+			log_warn("--host-port ignored: COMMAND is not "
+			    "isolated and reaches this host's loopback ports "
+			    "as they are");
 		return 0;
 	}
 	s->isolate = true;
@@ -355,7 +387,7 @@ run_child(struct session *s)
 	uint16_t	 ports[ISOLATE_MAX_PORTS];
 	int		 r;
 
-	node_notice(s->cfg->command);
+	node_notice(s->cfg->command, s->isolate);
 	if (s->isolate) {
 		/* Inside, the proxy keeps its port number on 127.0.0.1. */
 		ports[0] = (uint16_t)server_port(s->srv);
