@@ -242,6 +242,25 @@ audit_log(struct audit *a, const struct audit_event *e)
 	STR("secret", e->secret);
 	STR("reason", e->reason);
 	STR("upstream", e->upstream);
+	if (e->llm != NULL) {
+		const struct audit_llm *l = e->llm;
+
+		STR("provider", l->provider);
+		STR("model", l->model);
+		n = snprintf(line + off, sizeof line - off, ",\"stream\":%s,"
+		    "\"estimated\":%s", l->stream ? "true" : "false",
+		    l->estimated ? "true" : "false");
+		if (n > 0 && (size_t)n < sizeof line - off)
+			off += (size_t)n;
+		put_num(line, &off, "input_tokens", (long long)l->input, false);
+		put_num(line, &off, "output_tokens", (long long)l->output,
+		    false);
+		put_num(line, &off, "cache_read_tokens",
+		    (long long)l->cache_read, false);
+		put_num(line, &off, "cache_write_tokens",
+		    (long long)l->cache_write, false);
+		put_num(line, &off, "ttfb_ms", l->ttfb_ms, l->ttfb_ms < 0);
+	}
 	if (off > sizeof line - 3)
 		off = sizeof line - 3;
 	line[off++] = '}';

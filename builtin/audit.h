@@ -12,6 +12,19 @@
 struct audit;
 struct event_base;
 
+/* An "llm" event's own fields. */
+struct audit_llm {
+	const char	*provider;
+	const char	*model;		/* NULL: unknown */
+	bool		 stream;
+	bool		 estimated;
+	uint64_t	 input;
+	uint64_t	 output;
+	uint64_t	 cache_read;
+	uint64_t	 cache_write;
+	long long	 ttfb_ms;	/* -1: no response */
+};
+
 struct audit_event {
 	const char	*event;		/* connect, request, deny, error */
 	const char	*door;		/* http, connect, socks5, ... */
@@ -31,6 +44,7 @@ struct audit_event {
 	const char	*reason;
 	const char	*upstream;	/* the corporate proxy used (no
 					   password), or NULL: direct */
+	const struct audit_llm *llm;	/* "llm" events, else NULL */
 };
 
 /* path "-" means stderr. NULL with errno when the file cannot be opened. */

@@ -19,6 +19,7 @@
 
 #include <openssl/crypto.h>
 
+#include "builtin/account.h"
 #include "builtin/audit.h"
 #include "builtin/dial.h"
 #include "builtin/gateway.h"
@@ -49,6 +50,7 @@ status_text(int status)
 	case 404: return "Not Found";
 	case 408: return "Request Timeout";
 	case 421: return "Misdirected Request";
+	case 429: return "Too Many Requests";
 	case 431: return "Request Header Fields Too Large";
 	case 501: return "Not Implemented";
 	case 502: return "Bad Gateway";
@@ -65,6 +67,15 @@ set_timer(struct conn *c, int seconds)
 	struct timeval tv = { seconds, 0 };
 
 	evtimer_add(c->timer, &tv);
+}
+
+/* The connection's one timer (head, body, idle): seconds, 0 to stop. */
+void
+conn_set_timeout(struct conn *c, int seconds)
+{
+	evtimer_del(c->timer);
+	if (seconds > 0)
+		set_timer(c, seconds);
 }
 
 static void
@@ -91,6 +102,10 @@ on_timer(evutil_socket_t fd, short what, void *arg)
 	case CONN_TLS:
 		conn_close(c, "the client's TLS handshake was not complete "
 		    "within the time allowed");
+		return;
+	case CONN_BODY:
+		conn_error(c, 408, "the request body was not complete within "
+		    "the time allowed", NULL);
 		return;
 	case CONN_CLOSING:
 		conn_close(c, NULL);
@@ -134,10 +149,28 @@ conn_set_client(struct conn *c, struct bufferevent *bev)
 	bufferevent_enable(bev, EV_READ | EV_WRITE);
 }
 
+static void	audit_with(struct conn *, const char *, const char *,
+		    const char *, const struct audit_llm *);
+
 /* The request's audit event; what says which kind. */
 void
 conn_audit(struct conn *c, const char *event, const char *decision,
     const char *reason)
+{
+	audit_with(c, event, decision, reason, NULL);
+}
+
+/* An "llm" (or "budget") event for the request's accounted call. */
+void
+conn_audit_llm(struct conn *c, const char *event, const char *reason,
+    const struct audit_llm *llm)
+{
+	audit_with(c, event, "allow", reason, llm);
+}
+
+static void
+audit_with(struct conn *c, const char *event, const char *decision,
+    const char *reason, const struct audit_llm *llm)
 {
 	struct request		*r = &c->req;
 	struct audit_event	 e;
@@ -159,8 +192,11 @@ conn_audit(struct conn *c, const char *event, const char *decision,
 	e.reason = reason;
 	e.mitm = c->mitm;
 	e.secret = r->secret;
+	e.llm = llm;
 	e.upstream = r->via ? r->via->display : NULL;
 	audit_log(c->srv->audit, &e);
+	if (llm != NULL || strcmp(event, "budget") == 0)
+		return;		/* the request's own event counts bytes */
 	c->srv->stats.bytes_up += r->bytes_up;
 	c->srv->stats.bytes_down += r->bytes_down;
 }
@@ -179,7 +215,14 @@ request_reset(struct conn *c)
 	}
 	if (c->req.xbuf != NULL)
 		evbuffer_free(c->req.xbuf);
+	if (c->req.collect != NULL)
+		evbuffer_free(c->req.collect);
+	if (c->req.fbuf != NULL)
+		evbuffer_free(c->req.fbuf);
+	if (c->req.fout != NULL)
+		evbuffer_free(c->req.fout);
 	secrets_subst_free(c->req.subst);
+	account_call_free(c->req.llm);
 	memset(&c->req, 0, sizeof c->req);
 	c->in_request = false;
 }
@@ -196,6 +239,7 @@ conn_close(struct conn *c, const char *why)
 {
 	if (c->state == CONN_DEAD)
 		return;
+	account_end(c, false);
 	if (c->in_request && c->tunnel != NULL) {
 		/* A tunnel cut short (shutdown, say) still says what moved. */
 		c->req.bytes_up = tunnel_bytes_up(c->tunnel);
@@ -258,6 +302,8 @@ conn_error(struct conn *c, int status, const char *reason, const char *rule)
 	c->dial = NULL;
 	http_fwd_origin_free(c->origin);
 	c->origin = NULL;
+	c->req.status = status;
+	account_end(c, false);
 	header_safe(safe, sizeof safe, reason);
 	blen = snprintf(body, sizeof body, "egress-run: %s\n", safe);
 	c->req.status = status;
@@ -284,6 +330,27 @@ conn_error(struct conn *c, int status, const char *reason, const char *rule)
 	    safe);
 	if (!c->req.head)
 		evbuffer_add(out, body, (size_t)blen);
+	conn_finish(c);
+}
+
+/* An answer of our own (a budget's 429): the status, extra header lines
+ * (each ending in CRLF), the body; then close. */
+void
+conn_reply(struct conn *c, int status, const char *headers, const void *body,
+    size_t len)
+{
+	struct evbuffer *out = bufferevent_get_output(c->client);
+
+	dial_cancel(c->dial);
+	c->dial = NULL;
+	http_fwd_origin_free(c->origin);
+	c->origin = NULL;
+	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n%sContent-Length: %zu\r\n"
+	    "Connection: close\r\n\r\n", status, status_text(status),
+	    headers, len);
+	if (!c->req.head)
+		evbuffer_add(out, body, len);
+	c->req.bytes_down += evbuffer_get_length(out);
 	conn_finish(c);
 }
 
@@ -775,6 +842,7 @@ client_read(struct bufferevent *bev, void *arg)
 		parse_head(c);
 		break;
 	case CONN_HTTP:
+	case CONN_BODY:
 		http_fwd_client_read(c);
 		break;
 	case CONN_SOCKS:

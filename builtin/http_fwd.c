@@ -20,6 +20,8 @@
 
 #include <openssl/crypto.h>
 
+#include "builtin/account.h"
+#include "builtin/llm.h"
 #include "builtin/dial.h"
 #include "builtin/http_fwd.h"
 #include "builtin/mitm.h"
@@ -47,6 +49,8 @@ static void	origin_read(struct bufferevent *, void *);
 static void	origin_write(struct bufferevent *, void *);
 static void	origin_event(struct bufferevent *, short, void *);
 static void	pump_request(struct conn *);
+static void	pump_collect(struct conn *);
+static void	emit_up(void *, const void *, size_t);
 static void	pump_response(struct conn *);
 
 void
@@ -213,6 +217,16 @@ attach(struct conn *c, struct origin *o)
 		c->req.bytes_up += evbuffer_get_length(c->req.out_head);
 		evbuffer_add(whole, evbuffer_pullup(c->req.out_head, -1),
 		    evbuffer_get_length(c->req.out_head));
+		if (c->req.collect != NULL) {
+			/* Copied, not moved: a retry sends it again. */
+			size_t n = evbuffer_get_length(c->req.collect);
+			evbuffer_add_printf(whole, "Content-Length: %zu\r\n"
+			    "\r\n", n);
+			evbuffer_add(whole, evbuffer_pullup(c->req.collect, -1),
+			    n);
+			c->req.bytes_up += n;
+		} else
+			evbuffer_add(whole, "\r\n", 2);
 		evbuffer_add(out, evbuffer_pullup(whole, -1),
 		    evbuffer_get_length(whole));
 		/* It may hold an injected secret. */
@@ -379,6 +393,15 @@ http_fwd_start(struct conn *c, const struct http_request *req, size_t headlen)
 	bool			 skip[HTTP_MAX_HEADERS];
 	char			*nv;
 	size_t			 nvlen, i, idx[MAX_BOUND], nidx = 0;
+	bool			 collect;
+
+	/* The target is written when the route is known (attach()); a
+	 * gateway set its own. */
+	if (r->target == NULL)
+		r->target = xstrndup(req->path.p, req->path.len);
+	/* An LLM call is accounted; its body is read first when small. */
+	account_request(c, req);
+	collect = account_collect(c, req);
 
 	/* A host with secret bindings: its header set, placeholders in
 	 * headers and body replaced by values. */
@@ -387,7 +410,7 @@ http_fwd_start(struct conn *c, const struct http_request *req, size_t headlen)
 	    i = secrets_next(sec, &r->dest, i + 1))
 		idx[nidx++] = i;
 	bound = nidx > 0;
-	if (bound && req->body != HTTP_BODY_NONE &&
+	if (bound && req->body != HTTP_BODY_NONE && !collect &&
 	    !(req->body == HTTP_BODY_LENGTH && req->content_length == 0)) {
 		r->subst = secrets_subst_new(sec, &r->dest);
 		/* A chunked body is decoded and re-chunked; one whose length
@@ -398,10 +421,7 @@ http_fwd_start(struct conn *c, const struct http_request *req, size_t headlen)
 		r->xbuf = evbuffer_new();
 	}
 
-	/* The request line is written when the route is known (attach());
-	 * the URI's authority becomes the Host. A gateway set its own. */
-	if (r->target == NULL)
-		r->target = xstrndup(req->path.p, req->path.len);
+	/* The URI's authority becomes the Host. */
 	evbuffer_add(h, "Host: ", 6);
 	if (r->dest.kind == ADDR_IPV6)
 		evbuffer_add_printf(h, "[%s]", r->dest.host);
@@ -417,8 +437,9 @@ http_fwd_start(struct conn *c, const struct http_request *req, size_t headlen)
 	for (i = 0; i < req->nheaders; i++) {
 		const struct http_header *hd = &req->headers[i];
 		if (skip[i] || http_slice_eq(hd->name, "host") ||
-		    underscore_alias(hd) ||
-		    (rechunk && http_slice_eq(hd->name, "content-length")))
+		    underscore_alias(hd) || account_drops_header(c,
+		    hd->name.p, hd->name.len) || ((rechunk || collect) &&
+		    http_slice_eq(hd->name, "content-length")))
 			continue;
 		if (bound) {
 			if (injected(sec, idx, nidx, hd))
@@ -444,9 +465,13 @@ http_fwd_start(struct conn *c, const struct http_request *req, size_t headlen)
 	}
 	if (bound && !r->origin_tls)
 		r->note = "a secret was sent in clear (plain HTTP)";
+	if (r->llm != NULL)
+		evbuffer_add(h, LLM_ACCEPT_ENCODING,
+		    sizeof LLM_ACCEPT_ENCODING - 1);
 	if (req->body == HTTP_BODY_CHUNKED || rechunk)
 		evbuffer_add(h, "Transfer-Encoding: chunked\r\n", 28);
-	evbuffer_add(h, "\r\n", 2);
+	/* The blank line follows in attach(), after a Content-Length of
+	 * our own for a gathered body. */
 
 	r->out_head = h;
 	r->req_body = req->body;
@@ -457,7 +482,62 @@ http_fwd_start(struct conn *c, const struct http_request *req, size_t headlen)
 	if (r->req_done && r->out_chunked)
 		r->req_done = false;	/* the last chunk is still to go */
 	evbuffer_drain(bufferevent_get_input(c->client), headlen);
+	if (collect) {
+		/* Gather it (bounded by LLM_REQUEST_BODY_MAX) first. */
+		r->collect = evbuffer_new();
+		r->subst_whole = bound;
+		c->state = CONN_BODY;
+		conn_set_timeout(c, PROXY_HEAD_TIMEOUT);
+		pump_collect(c);
+		return;
+	}
+	if (account_admit(c))
+		return;
 	acquire(c);
+}
+
+/* The gathered body is complete: read it, secrets in, then send. */
+static void
+collected(struct conn *c)
+{
+	struct request	*r = &c->req;
+	struct evbuffer	*whole;
+
+	conn_set_timeout(c, 0);
+	account_body(c, r->collect);
+	if (r->subst_whole) {
+		struct subst *sb = secrets_subst_new(c->srv->secrets, &r->dest);
+
+		r->xbuf = evbuffer_new();
+		secrets_subst_feed(sb, evbuffer_pullup(r->collect, -1),
+		    evbuffer_get_length(r->collect), emit_up, c);
+		secrets_subst_finish(sb, emit_up, c);
+		secrets_subst_free(sb);
+		whole = r->collect;
+		r->collect = r->xbuf;
+		r->xbuf = NULL;
+		evbuffer_free(whole);
+	}
+	r->req_done = true;
+	if (account_admit(c))
+		return;
+	acquire(c);
+}
+
+/* Gathering: client input into r->collect, up to the Content-Length. */
+static void
+pump_collect(struct conn *c)
+{
+	struct request	*r = &c->req;
+	struct evbuffer	*in = bufferevent_get_input(c->client);
+	size_t		 n = evbuffer_get_length(in);
+
+	if (n > r->req_left)
+		n = (size_t)r->req_left;
+	evbuffer_remove_buffer(in, r->collect, n);
+	r->req_left -= n;
+	if (r->req_left == 0)
+		collected(c);
 }
 
 /* Substituted body bytes, gathered for one write (and one chunk). */
@@ -524,7 +604,7 @@ feed(struct conn *c, struct evbuffer *src, size_t n)
  */
 static ssize_t
 move_chunked(struct evbuffer *src, struct evbuffer *dst,
-    struct http_chunked *st, size_t limit, bool data_only)
+    struct http_chunked *st, size_t limit, bool data_only, struct conn *tee)
 {
 	struct evbuffer_iovec	 v[8];
 	size_t			 total = 0;
@@ -554,6 +634,8 @@ move_chunked(struct evbuffer *src, struct evbuffer *dst,
 			return -1;
 		if (r == 0)
 			break;
+		if (is_data && tee != NULL)	/* accounting reads along */
+			account_tee(tee, v[0].iov_base, (size_t)r);
 		if (data_only) {
 			if (is_data)
 				evbuffer_remove_buffer(src, dst, (size_t)r);
@@ -663,7 +745,7 @@ pump_request(struct conn *c)
 				r->req_done = true;
 		} else {
 			m = move_chunked(in, out, &r->req_chunked,
-			    avail < room ? avail : room, false);
+			    avail < room ? avail : room, false, NULL);
 			if (m < 0) {
 				conn_close(c, "bad chunked framing in the "
 				    "request body");
@@ -718,7 +800,8 @@ write_response_head(struct conn *c, const struct http_response *resp)
 	http_hop_by_hop_mark(resp->headers, resp->nheaders, skip);
 	for (size_t i = 0; i < resp->nheaders; i++) {
 		const struct http_header *h = &resp->headers[i];
-		if (skip[i])
+		if (skip[i] || (r->reframe && resp->status >= 200 &&
+		    http_slice_eq(h->name, "content-length")))
 			continue;
 		put(&sc, h->name.p, h->name.len);
 		PUTS(&sc, ": ");
@@ -726,7 +809,8 @@ write_response_head(struct conn *c, const struct http_response *resp)
 		PUTS(&sc, "\r\n");
 	}
 	if (resp->status >= 200) {
-		if (resp->body == HTTP_BODY_CHUNKED && !r->resp_dechunk)
+		if ((resp->body == HTTP_BODY_CHUNKED && !r->resp_dechunk) ||
+		    (r->reframe && r->client_minor >= 1))
 			PUTS(&sc, "Transfer-Encoding: chunked\r\n");
 		if (!r->client_keepalive)
 			PUTS(&sc, "Connection: close\r\n");
@@ -811,7 +895,18 @@ parse_response_head(struct conn *c)
 	http_chunked_init(&r->resp_chunked);
 	if (resp.body == HTTP_BODY_CHUNKED && r->client_minor == 0)
 		r->resp_dechunk = true;
-	if (resp.body == HTTP_BODY_CLOSE || r->resp_dechunk)
+	account_response(c, &resp);
+	if (account_filtering(c)) {
+		/* A chunk will be taken out: the body is decoded and sent
+		 * re-chunked (1.1) or until the close (1.0). */
+		r->reframe = true;
+		r->resp_dechunk = true;
+		r->fbuf = evbuffer_new();
+		r->fout = evbuffer_new();
+		if (r->client_minor == 0)
+			r->client_keepalive = false;
+	}
+	if (resp.body == HTTP_BODY_CLOSE || (r->resp_dechunk && !r->reframe))
 		r->client_keepalive = false;
 	write_response_head(c, &resp);
 	evbuffer_drain(in, (size_t)n);
@@ -830,6 +925,7 @@ finish(struct conn *c)
 	bool		 reuse;
 
 	conn_audit(c, "request", "allow", r->note);
+	account_end(c, true);
 	c->in_request = false;
 	reuse = r->resp_keepalive && r->req_done &&
 	    evbuffer_get_length(bufferevent_get_input(o->bev)) == 0 &&
@@ -848,12 +944,62 @@ finish(struct conn *c)
 	conn_finish(c);
 }
 
+/* Accounting reads n bytes at the start of src, as they pass. */
+static void
+tee_bytes(struct conn *c, struct evbuffer *src, size_t n)
+{
+	struct evbuffer_iovec	v[16];
+	int			k;
+
+	k = evbuffer_peek(src, (ev_ssize_t)n, NULL, v, 16);
+	for (int i = 0; i < k && i < 16 && n > 0; i++) {
+		size_t len = v[i].iov_len < n ? v[i].iov_len : n;
+		account_tee(c, v[i].iov_base, len);
+		n -= len;
+	}
+}
+
+/*
+ * A filtered response (accounting takes a chunk out): decoded bytes go
+ * through the filter, then to the client re-chunked (HTTP/1.1) or as they
+ * are (1.0, the close ends it).
+ */
+static void
+flush_filtered(struct conn *c, struct evbuffer *out, bool last)
+{
+	struct request	*r = &c->req;
+	struct evbuffer	*f = r->fout;
+	size_t		 n, len = evbuffer_get_length(r->fbuf);
+
+	if (len > 0) {
+		account_filter(c, evbuffer_pullup(r->fbuf, -1), len, f);
+		evbuffer_drain(r->fbuf, len);
+	}
+	if (last)
+		account_filter(c, NULL, 0, f);
+	if ((n = evbuffer_get_length(f)) > 0) {
+		if (r->client_minor >= 1) {
+			char	size[24];
+			int	k = snprintf(size, sizeof size, "%zx\r\n", n);
+			evbuffer_prepend(f, size, (size_t)k);
+			evbuffer_add(f, "\r\n", 2);
+		}
+		r->bytes_down += evbuffer_get_length(f);
+		evbuffer_add_buffer(out, f);
+	}
+	if (last && r->client_minor >= 1) {
+		evbuffer_add(out, "0\r\n\r\n", 5);
+		r->bytes_down += 5;
+	}
+}
+
 /* Origin -> client: the response, as far as the client takes it. */
 static void
 pump_response(struct conn *c)
 {
 	struct request	*r = &c->req;
-	struct evbuffer	*in, *out;
+	struct evbuffer	*in, *out, *dst;
+	struct conn	*tee;
 	size_t		 avail, room, n;
 	ssize_t		 m;
 	int		 h;
@@ -865,6 +1011,9 @@ pump_response(struct conn *c)
 		return;
 	in = bufferevent_get_input(c->origin->bev);
 	out = bufferevent_get_output(c->client);
+	/* Accounting reads along (tee), or filters (dst is its buffer). */
+	dst = r->reframe ? r->fbuf : out;
+	tee = r->llm != NULL && !r->reframe ? c : NULL;
 	if (evbuffer_get_length(out) < PROXY_HIGH_WATER &&
 	    !(bufferevent_get_enabled(c->origin->bev) & EV_READ))
 		bufferevent_enable(c->origin->bev, EV_READ);
@@ -880,15 +1029,19 @@ pump_response(struct conn *c)
 			n = avail < room ? avail : room;
 			if (n > r->resp_left)
 				n = (size_t)r->resp_left;
-			evbuffer_remove_buffer(in, out, n);
+			if (tee != NULL)
+				tee_bytes(c, in, n);
+			evbuffer_remove_buffer(in, dst, n);
 			r->resp_left -= n;
-			r->bytes_down += n;
+			if (!r->reframe)
+				r->bytes_down += n;
 			if (r->resp_left == 0)
 				r->resp_done = true;
 			break;
 		case HTTP_BODY_CHUNKED:
-			m = move_chunked(in, out, &r->resp_chunked,
-			    avail < room ? avail : room, r->resp_dechunk);
+			m = move_chunked(in, dst, &r->resp_chunked,
+			    avail < room ? avail : room, r->resp_dechunk,
+			    tee);
 			if (m < 0) {
 				conn_close(c, "bad chunked framing from the "
 				    "origin");
@@ -900,16 +1053,22 @@ pump_response(struct conn *c)
 					    "mid-response");
 				return;
 			}
-			r->bytes_down += (uint64_t)m;
+			if (!r->reframe)
+				r->bytes_down += (uint64_t)m;
 			if (http_chunked_done(&r->resp_chunked))
 				r->resp_done = true;
 			break;
 		default:	/* until the origin closes */
 			n = avail < room ? avail : room;
-			evbuffer_remove_buffer(in, out, n);
-			r->bytes_down += n;
+			if (tee != NULL)
+				tee_bytes(c, in, n);
+			evbuffer_remove_buffer(in, dst, n);
+			if (!r->reframe)
+				r->bytes_down += n;
 			break;
 		}
+		if (r->reframe)
+			flush_filtered(c, out, false);
 	}
 	if (!r->resp_done && r->origin_eof && evbuffer_get_length(in) == 0) {
 		if (r->resp_body != HTTP_BODY_CLOSE) {
@@ -919,6 +1078,8 @@ pump_response(struct conn *c)
 		r->resp_done = true;	/* the close was the end */
 	}
 	if (r->resp_done) {
+		if (r->reframe)
+			flush_filtered(c, out, true);
 		if (!r->req_done) {
 			/* Answered before the whole body arrived: the
 			 * connection cannot carry another request. */
@@ -932,7 +1093,10 @@ pump_response(struct conn *c)
 void
 http_fwd_client_read(struct conn *c)
 {
-	pump_request(c);
+	if (c->state == CONN_BODY)
+		pump_collect(c);
+	else
+		pump_request(c);
 }
 
 void

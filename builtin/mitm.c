@@ -5,9 +5,11 @@
  * verifying TLS client towards the origin. Everything after the handshake
  * is the ordinary HTTP path in conn.c and http_fwd.c.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -17,6 +19,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include "builtin/account.h"
 #include "builtin/certs.h"
 #include "builtin/mitm.h"
 #include "builtin/policy.h"
@@ -29,7 +32,10 @@
 struct mitm {
 	struct certs	*certs;		/* NULL: nothing is intercepted */
 	SSL_CTX		*server_ctx;
-	SSL_CTX		*client_ctx;
+	SSL_CTX		*client_ctx;	/* made on first use: loading the
+					   system roots costs ~25 ms */
+	bool		 client;	/* origin legs may be needed */
+	char		*upstream_ca;
 	struct policy	*nomitm;	/* --no-mitm, as allow patterns */
 	size_t		 nnomitm;
 };
@@ -63,10 +69,18 @@ mitm_new(const struct config *cfg, bool needed, bool client,
 			goto fail;
 		}
 	}
-	/* Origin legs: interception, and gateways to https:// URLs. */
-	if ((needed || client) && (m->client_ctx = certs_client_ctx(m->certs,
-	    cfg->upstream_ca, err, errlen)) == NULL)
-		goto fail;
+	/* Origin legs: interception, and gateways to https:// URLs. The
+	 * --upstream-ca file is checked now; the context is made when the
+	 * first origin needs it. */
+	m->client = needed || client;
+	if (cfg->upstream_ca != NULL) {
+		if (access(cfg->upstream_ca, R_OK) != 0) {
+			snprintf(err, errlen, "cannot read --upstream-ca '%s': "
+			    "%s", cfg->upstream_ca, strerror(errno));
+			goto fail;
+		}
+		m->upstream_ca = xstrdup(cfg->upstream_ca);
+	}
 	return m;
 fail:
 	mitm_free(m);
@@ -80,6 +94,7 @@ mitm_free(struct mitm *m)
 		return;
 	SSL_CTX_free(m->server_ctx);
 	SSL_CTX_free(m->client_ctx);
+	free(m->upstream_ca);
 	certs_free(m->certs);
 	policy_free(m->nomitm);
 	free(m);
@@ -89,7 +104,8 @@ bool
 mitm_wanted(const struct server *srv, const struct dest *d)
 {
 	return srv->mitm != NULL && srv->mitm->certs != NULL &&
-	    secrets_for_host(srv->secrets, d) && !mitm_excluded(srv->mitm, d);
+	    (secrets_for_host(srv->secrets, d) ||
+	    account_host(srv->account, d)) && !mitm_excluded(srv->mitm, d);
 }
 
 bool
@@ -165,10 +181,21 @@ mitm_client_failed(struct conn *c)
 struct bufferevent *
 mitm_origin(struct server *srv, int fd, const struct dest *d)
 {
+	struct mitm		*m = srv->mitm;
 	struct bufferevent	*bev;
-	SSL			*ssl;
+	SSL			*ssl = NULL;
 
-	if ((ssl = SSL_new(srv->mitm->client_ctx)) == NULL ||
+	if (m->client_ctx == NULL && m->client) {
+		char err[256];
+
+		if ((m->client_ctx = certs_client_ctx(m->certs,
+		    m->upstream_ca, err, sizeof err)) == NULL) {
+			log_warn("%s", err);
+			return NULL;
+		}
+	}
+	if (m->client_ctx == NULL ||
+	    (ssl = SSL_new(m->client_ctx)) == NULL ||
 	    certs_ssl_client_setup(ssl, d->host) != 0) {
 		SSL_free(ssl);
 		return NULL;

@@ -48,6 +48,9 @@ struct mitm;
 struct secrets;
 struct subst;
 struct gateways;
+struct account;
+struct audit_llm;
+struct llm_call;
 struct bufferevent;
 struct proxy_url;
 struct upstream;
@@ -90,6 +93,7 @@ struct server {
 	struct mitm		*mitm;		/* interception set-up */
 	struct secrets		*secrets;	/* bindings (maybe none) */
 	struct gateways		*gateways;	/* --gateway (maybe none) */
+	struct account		*account;	/* LLM accounting */
 	char			*ca_file;	/* interception CA, or NULL */
 
 	int			 lfd;		/* the host's listener */
@@ -122,6 +126,7 @@ enum conn_state {
 	CONN_HEAD,		/* reading a request head */
 	CONN_SOCKS,		/* SOCKS5 handshake */
 	CONN_TLS,		/* TLS handshake of an intercepted tunnel */
+	CONN_BODY,		/* gathering a request body (accounting) */
 	CONN_DIAL,		/* waiting for an origin */
 	CONN_HTTP,		/* forwarding a request and its response */
 	CONN_TUNNEL,		/* CONNECT relay */
@@ -173,6 +178,14 @@ struct request {
 						   audit event */
 	const char		*secret_pending;/* ... once the head is sent */
 	const char		*note;		/* audit reason on success */
+	struct llm_call		*llm;		/* an accounted LLM call */
+	struct evbuffer		*collect;	/* its body, gathered */
+	bool			 subst_whole;	/* secrets in the gathered
+						   body */
+	bool			 reframe;	/* response filtered: decoded
+						   and re-chunked */
+	struct evbuffer		*fbuf;		/* decoded, to filter */
+	struct evbuffer		*fout;		/* filtered, to send */
 	bool			 reused;	/* origin came from the pool */
 	bool			 retried;
 };
@@ -214,10 +227,15 @@ void		 conn_close(struct conn *, const char *);
 void		 conn_error(struct conn *, int, const char *, const char *);
 void		 conn_finish(struct conn *);
 void		 conn_set_client(struct conn *, struct bufferevent *);
+void		 conn_set_timeout(struct conn *, int);
 void		 conn_intercept(struct conn *, const void *, size_t);
 void		 conn_forward(struct conn *, uint16_t);
 void		 conn_request_done(struct conn *);
 void		 conn_audit(struct conn *, const char *, const char *,
 		    const char *);
+void		 conn_audit_llm(struct conn *, const char *, const char *,
+		    const struct audit_llm *);
+void		 conn_reply(struct conn *, int, const char *, const void *,
+		    size_t);
 
 #endif

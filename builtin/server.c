@@ -21,6 +21,7 @@
 #include <event2/dns.h>
 #include <event2/event.h>
 
+#include "builtin/account.h"
 #include "builtin/audit.h"
 #include "builtin/http_fwd.h"
 #include "builtin/mitm.h"
@@ -330,7 +331,9 @@ load_secrets(struct server *srv, const struct config *cfg,
 	bool	 needed = false;
 	int	 r = -1;
 
-	if (secrets_count(srv->secrets) > 0)
+	/* Interception for secret bindings, and for LLM hosts (accounting
+	 * reads their requests and responses). */
+	if (secrets_count(srv->secrets) > 0 || !cfg->no_llm)
 		needed = true;
 	ca = xprintf("%s/egress-run-ca.pem", state_dir);
 	if ((srv->mitm = mitm_new(cfg, needed, gateways_count(srv->gateways) >
@@ -376,6 +379,10 @@ server_start(struct event_base *base, const struct config *cfg,
 	TAILQ_INIT(&srv->pool);
 	srv->policy = policy_new();
 	if (load_policy(srv, cfg, err, errlen) != 0) {
+		*fatal = true;
+		goto fail;
+	}
+	if ((srv->account = account_new(cfg, err, errlen)) == NULL) {
 		*fatal = true;
 		goto fail;
 	}
@@ -471,6 +478,9 @@ server_stop(struct server *srv)
 		    (unsigned long long)st->errors,
 		    (unsigned long long)st->bytes_up,
 		    (unsigned long long)st->bytes_down);
+	account_summary(srv->account, srv->cfg->llm_summary ||
+	    log_enabled(LOG_INFO));
+	account_free(srv->account);
 	audit_close(srv->audit);
 	if (srv->dns != NULL)
 		evdns_base_free(srv->dns, 0);

@@ -63,6 +63,13 @@ static const struct opt opts[] = {
 	{ "upstream-ca", 0, "upstream_ca", OPT_STR, F(upstream_ca), 0, 0 },
 	{ "no-proxy", 0, "no_proxy", OPT_LIST, F(no_proxy), 0, 0 },
 	{ "gateway", 0, "gateways", OPT_LIST, F(gateways), 0, 0 },
+	{ "llm-host", 0, "llm_hosts", OPT_LIST, F(llm_hosts), 0, 0 },
+	{ "no-llm", 0, "no_llm", OPT_FLAG, F(no_llm), 0, 0 },
+	{ "llm-budget", 0, "llm_budget", OPT_UINT, F(llm_budget), 1,
+	  4000000000LL },
+	{ "llm-max-requests", 0, "llm_max_requests", OPT_UINT,
+	  F(llm_max_requests), 1, 4000000000LL },
+	{ "llm-summary", 0, "llm_summary", OPT_FLAG, F(llm_summary), 0, 0 },
 	{ "isolate", 0, "isolate", OPT_FLAG, F(isolate), 0, 0 },
 	{ "host-port", 0, "host_ports", OPT_LIST, F(host_ports), 0, 0 },
 	{ "audit", 0, "audit", OPT_STR, F(audit), 0, 0 },
@@ -77,43 +84,26 @@ _Static_assert(NOPTS <= 64, "struct config.set holds one bit per option");
 
 const char config_usage[] =
 "usage: egress-run [OPTIONS] [--] COMMAND [ARG...]\n"
-"       egress-run connect HOST PORT\n"
+"       egress-run connect HOST PORT      (ssh ProxyCommand via the proxy)\n"
 "Run COMMAND with its network egress routed through a proxy.\n"
 "\n"
-"Proxy:\n"
-"  --external CMD          run CMD (sh -c) as the proxy; {port} = free port\n"
-"  --external-addr H:P     use an already running proxy at H:P\n"
-"  --external-ca FILE      the external proxy's CA, trusted by COMMAND\n"
-"  --bind-timeout SECS     wait this long for a proxy to accept (10)\n"
-"  --listen ADDR:PORT      built-in proxy address (127.0.0.1:0)\n"
-"  --max-conns N           built-in proxy connection limit (1024)\n"
-"Policy:\n"
-"  --allow PATTERN         allow a destination (repeatable)\n"
-"  --deny PATTERN          deny a destination (repeatable; wins)\n"
-"  --resolve H:P:ADDR      pin a name to an address\n"
-"  --secret KEY:HOST[:HDR] inject KEY's value for HOST; COMMAND sees a\n"
-"                          placeholder (also KEY=value:HOST)\n"
-"  --ca-cert F --ca-key F  interception CA instead of an ephemeral one\n"
-"  --no-mitm PATTERN       never intercept TLS for these hosts\n"
-"  --gateway NAME=URL[,VAR] plain-HTTP gateway (VAR=http://proxy/gw/NAME)\n"
-"Upstream:\n"
-"  --upstream URL          chain to this proxy (default: $HTTPS_PROXY &c)\n"
-"  --no-upstream           ignore proxies in egress-run's environment\n"
-"  --upstream-ca FILE      extra root for upstream TLS and COMMAND\n"
-"Isolation:\n"
-"  --isolate               own network namespace: only the proxy gets out\n"
-"  --host-port P[:HP]      under --isolate, forward 127.0.0.1:P to host HP\n"
-"Run:\n"
-"  --config FILE           JSON configuration; flags override it\n"
-"  --no-proxy HOSTS        add to COMMAND's NO_PROXY (comma-separated)\n"
-"  --audit FILE            JSON Lines audit log ('-' = stderr)\n"
-"  --fail-closed           exit 125 if a proxy cannot be set up\n"
-"  --print-env             print COMMAND's environment (sh) and exit\n"
-"  -q, --quiet             only errors on stderr\n"
-"  -v, --verbose           more on stderr (-vv: debug)\n"
-"  --help, --version\n"
-"Exit: COMMAND's status; 128+N if killed by signal N; 125 egress-run error;\n"
-"126 COMMAND not executable; 127 COMMAND not found. See egress-run(1).\n";
+"Proxy:    --external CMD ({port}: a free port)  --external-addr HOST:PORT\n"
+"          --external-ca FILE  --bind-timeout SECS (10)\n"
+"          --listen ADDR:PORT (127.0.0.1:0)  --max-conns N (1024)\n"
+"Policy:   --allow PATTERN  --deny PATTERN  --resolve HOST:PORT:ADDR\n"
+"          --secret KEY:HOST[:HEADER] (COMMAND gets a placeholder)\n"
+"          --ca-cert FILE --ca-key FILE  --no-mitm PATTERN\n"
+"Gateway:  --gateway NAME=URL[,VAR] | anthropic | openai | gemini | ...\n"
+"LLM:      --llm-budget TOKENS  --llm-max-requests N  --llm-summary\n"
+"          --llm-host HOST[:anthropic|openai|google]  --no-llm\n"
+"Upstream: --upstream URL ($HTTPS_PROXY &c)  --no-upstream\n"
+"          --upstream-ca FILE\n"
+"Isolate:  --isolate  --host-port PORT[:HOSTPORT]\n"
+"Run:      --config FILE  --audit FILE ('-': stderr)  --no-proxy HOSTS\n"
+"          --fail-closed  --print-env  -q, --quiet  -v, --verbose (-vv)\n"
+"          --help  --version\n"
+"Exit: COMMAND's status; 128+N if it was killed by signal N; 125 egress-run\n"
+"error; 126 COMMAND not executable; 127 not found. Details: egress-run(1).\n";
 
 static void *
 field(struct config *c, const struct opt *o)

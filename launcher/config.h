@@ -36,6 +36,11 @@ struct config {
 
 	struct strlist	 no_proxy;	/* additions to the child's NO_PROXY */
 	struct strlist	 gateways;	/* NAME=URL[,VAR] or a preset */
+	struct strlist	 llm_hosts;	/* HOST[:format] */
+	bool		 no_llm;
+	unsigned	 llm_budget;	/* tokens, 0: none */
+	unsigned	 llm_max_requests;
+	bool		 llm_summary;
 	bool		 isolate;	/* own network namespace */
 	struct strlist	 host_ports;	/* PORT[:HOSTPORT] under --isolate */
 	char		*audit;
