@@ -38,6 +38,8 @@ static void	client_read(struct bufferevent *, void *);
 static void	client_write(struct bufferevent *, void *);
 static void	client_event(struct bufferevent *, short, void *);
 static void	parse_head(struct conn *);
+static void	respond_error(struct conn *, int, const char *, const char *,
+		    bool);
 static void	half_close_when_sent(struct conn *);
 
 static const char *
@@ -292,8 +294,23 @@ header_safe(char *out, size_t outlen, const char *in)
 void
 conn_error(struct conn *c, int status, const char *reason, const char *rule)
 {
+	respond_error(c, status, reason, rule, false);
+}
+
+/* A request rule's refusal: JSON APIs' clients (gh, SDKs) print a JSON
+ * body's "message". */
+void
+conn_deny_json(struct conn *c, const char *reason, const char *rule)
+{
+	respond_error(c, 403, reason, rule, true);
+}
+
+static void
+respond_error(struct conn *c, int status, const char *reason,
+    const char *rule, bool json)
+{
 	struct evbuffer	*out;
-	char		 safe[256], body[320];
+	char		 safe[256], body[640];
 	int		 blen;
 
 	if (c->state == CONN_DEAD || c->state == CONN_CLOSING)
@@ -305,7 +322,14 @@ conn_error(struct conn *c, int status, const char *reason, const char *rule)
 	c->req.status = status;
 	account_end(c, false);
 	header_safe(safe, sizeof safe, reason);
-	blen = snprintf(body, sizeof body, "egress-run: %s\n", safe);
+	if (json) {
+		char esc[512];
+
+		audit_json_escape(esc, sizeof esc, safe, strlen(safe));
+		blen = snprintf(body, sizeof body, "{\"message\":\"egress-run: "
+		    "%s\"}\n", esc);
+	} else
+		blen = snprintf(body, sizeof body, "egress-run: %s\n", safe);
 	c->req.status = status;
 	if (rule != NULL)
 		c->req.rule = rule;
@@ -323,10 +347,11 @@ conn_error(struct conn *c, int status, const char *reason, const char *rule)
 	c->in_request = false;
 	out = bufferevent_get_output(c->client);
 	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n"
-	    "Content-Type: text/plain; charset=utf-8\r\n"
+	    "Content-Type: %s\r\n"
 	    "Content-Length: %d\r\n"
 	    "X-Egress-Run-Reason: %s\r\n"
-	    "Connection: close\r\n\r\n", status, status_text(status), blen,
+	    "Connection: close\r\n\r\n", status, status_text(status),
+	    json ? "application/json" : "text/plain; charset=utf-8", blen,
 	    safe);
 	if (!c->req.head)
 		evbuffer_add(out, body, (size_t)blen);

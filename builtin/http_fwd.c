@@ -28,6 +28,7 @@
 #include "builtin/policy.h"
 #include "builtin/secrets.h"
 #include "builtin/proxy.h"
+#include "builtin/rules.h"
 #include "common/log.h"
 #include "common/xmalloc.h"
 #include "upstream/proxy_url.h"
@@ -50,6 +51,9 @@ static void	origin_write(struct bufferevent *, void *);
 static void	origin_event(struct bufferevent *, short, void *);
 static void	pump_request(struct conn *);
 static void	pump_collect(struct conn *);
+static bool	rules_gate(struct conn *, const struct http_request *);
+static ssize_t	move_chunked(struct evbuffer *, struct evbuffer *,
+		    struct http_chunked *, size_t, bool, struct conn *);
 static void	emit_up(void *, const void *, size_t);
 static void	pump_response(struct conn *);
 
@@ -399,9 +403,12 @@ http_fwd_start(struct conn *c, const struct http_request *req, size_t headlen)
 	 * gateway set its own. */
 	if (r->target == NULL)
 		r->target = xstrndup(req->path.p, req->path.len);
+	/* What the agent may do where it goes. */
+	if (rules_gate(c, req))
+		return;
 	/* An LLM call is accounted; its body is read first when small. */
 	account_request(c, req);
-	collect = account_collect(c, req);
+	collect = r->rules_body || account_collect(c, req);
 
 	/* A host with secret bindings: its header set, placeholders in
 	 * headers and body replaced by values. */
@@ -468,7 +475,7 @@ http_fwd_start(struct conn *c, const struct http_request *req, size_t headlen)
 	if (r->llm != NULL)
 		evbuffer_add(h, LLM_ACCEPT_ENCODING,
 		    sizeof LLM_ACCEPT_ENCODING - 1);
-	if (req->body == HTTP_BODY_CHUNKED || rechunk)
+	if (!collect && (req->body == HTTP_BODY_CHUNKED || rechunk))
 		evbuffer_add(h, "Transfer-Encoding: chunked\r\n", 28);
 	/* The blank line follows in attach(), after a Content-Length of
 	 * our own for a gathered body. */
@@ -483,8 +490,10 @@ http_fwd_start(struct conn *c, const struct http_request *req, size_t headlen)
 		r->req_done = false;	/* the last chunk is still to go */
 	evbuffer_drain(bufferevent_get_input(c->client), headlen);
 	if (collect) {
-		/* Gather it (bounded by LLM_REQUEST_BODY_MAX) first. */
+		/* Gather it (bounded: LLM_REQUEST_BODY_MAX, RULES_BODY_MAX)
+		 * first; a chunked one is decoded. */
 		r->collect = evbuffer_new();
+		r->collect_chunked = req->body == HTTP_BODY_CHUNKED;
 		r->subst_whole = bound;
 		c->state = CONN_BODY;
 		conn_set_timeout(c, PROXY_HEAD_TIMEOUT);
@@ -504,6 +513,21 @@ collected(struct conn *c)
 	struct evbuffer	*whole;
 
 	conn_set_timeout(c, 0);
+	if (r->rules_body) {
+		struct rule_verdict	v;
+		size_t			n = evbuffer_get_length(r->collect);
+		int			rr;
+
+		rr = rules_eval_body(c->srv->rules, r->method, strlen(r->method),
+		    &r->dest, r->target, strlen(r->target), (const char *)
+		    evbuffer_pullup(r->collect, -1), n, &v);
+		if (rr < 0 || v.action == RULES_DENY) {
+			conn_deny_json(c, v.reason, v.rule);
+			return;
+		}
+		if (v.rule != NULL)
+			r->rule = v.rule;
+	}
 	account_body(c, r->collect);
 	if (r->subst_whole) {
 		struct subst *sb = secrets_subst_new(c->srv->secrets, &r->dest);
@@ -524,20 +548,109 @@ collected(struct conn *c)
 	acquire(c);
 }
 
-/* Gathering: client input into r->collect, up to the Content-Length. */
+/* Gathering: client input into r->collect, up to the Content-Length or
+ * the last chunk (decoded), within the bound. */
 static void
 pump_collect(struct conn *c)
 {
 	struct request	*r = &c->req;
 	struct evbuffer	*in = bufferevent_get_input(c->client);
 	size_t		 n = evbuffer_get_length(in);
+	ssize_t		 m;
 
-	if (n > r->req_left)
-		n = (size_t)r->req_left;
-	evbuffer_remove_buffer(in, r->collect, n);
-	r->req_left -= n;
-	if (r->req_left == 0)
+	if (!r->collect_chunked) {
+		if (n > r->req_left)
+			n = (size_t)r->req_left;
+		evbuffer_remove_buffer(in, r->collect, n);
+		r->req_left -= n;
+		if (r->req_left == 0)
+			collected(c);
+		return;
+	}
+	m = move_chunked(in, r->collect, &r->req_chunked, n, true, NULL);
+	if (m < 0) {
+		conn_close(c, "bad chunked framing in the request body");
+		return;
+	}
+	if (evbuffer_get_length(r->collect) > RULES_BODY_MAX) {
+		conn_deny_json(c, "the request body is over 256 KiB, more than "
+		    "a request rule can judge", NULL);
+		return;
+	}
+	if (http_chunked_done(&r->req_chunked))
 		collected(c);
+}
+
+/* Headers that would let a client say one method and mean another. */
+static bool
+method_override(const struct http_request *req)
+{
+	static const char *names[] = { "x-http-method-override",
+	    "x-http-method", "x-method-override" };
+
+	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+		if (http_header_find(req->headers, req->nheaders, names[i]) !=
+		    NULL)
+			return true;
+	return false;
+}
+
+/*
+ * Request rules (first match wins; none: host policy decided). Returns
+ * true when the request was refused. A rule that judges the body marks it
+ * to be gathered first (r->rules_body).
+ */
+static bool
+rules_gate(struct conn *c, const struct http_request *req)
+{
+	struct request			*r = &c->req;
+	const struct http_header	*ce;
+	struct rule_verdict		 v;
+	int				 rr;
+
+	if (c->srv->rules == NULL || !rules_names_host(c->srv->rules,
+	    &r->dest))
+		return false;
+	if (method_override(req)) {
+		conn_deny_json(c, "method-override headers are not allowed "
+		    "where request rules apply", NULL);
+		return true;
+	}
+	rr = rules_eval(c->srv->rules, r->method, strlen(r->method), &r->dest,
+	    r->target, strlen(r->target), &v);
+	if (rr < 0 || v.action == RULES_DENY) {
+		conn_deny_json(c, v.reason, v.rule);
+		return true;
+	}
+	if (v.action == RULES_ALLOW)
+		r->rule = v.rule;
+	if (v.action != RULES_NEED_BODY)
+		return false;
+	ce = http_header_find(req->headers, req->nheaders, "content-encoding");
+	if (ce != NULL && !http_slice_eq(ce->value, "identity")) {
+		conn_deny_json(c, "an encoded request body cannot be judged by "
+		    "a request rule", v.rule);
+		return true;
+	}
+	if (req->body == HTTP_BODY_LENGTH &&
+	    req->content_length > RULES_BODY_MAX) {
+		conn_deny_json(c, "the request body is over 256 KiB, more than "
+		    "a request rule can judge", v.rule);
+		return true;
+	}
+	if (req->body == HTTP_BODY_NONE ||
+	    (req->body == HTTP_BODY_LENGTH && req->content_length == 0)) {
+		rr = rules_eval_body(c->srv->rules, r->method,
+		    strlen(r->method), &r->dest, r->target, strlen(r->target),
+		    "", 0, &v);
+		if (rr < 0 || v.action == RULES_DENY) {
+			conn_deny_json(c, v.reason, v.rule);
+			return true;
+		}
+		return false;
+	}
+	r->rules_body = true;
+	return false;
 }
 
 /* Substituted body bytes, gathered for one write (and one chunk). */

@@ -23,6 +23,7 @@
 #include "builtin/certs.h"
 #include "builtin/mitm.h"
 #include "builtin/policy.h"
+#include "builtin/rules.h"
 #include "builtin/secrets.h"
 #include "builtin/proxy.h"
 #include "common/log.h"
@@ -105,7 +106,8 @@ mitm_wanted(const struct server *srv, const struct dest *d)
 {
 	return srv->mitm != NULL && srv->mitm->certs != NULL &&
 	    (secrets_for_host(srv->secrets, d) ||
-	    account_host(srv->account, d)) && !mitm_excluded(srv->mitm, d);
+	    account_host(srv->account, d) ||
+	    rules_names_host(srv->rules, d)) && !mitm_excluded(srv->mitm, d);
 }
 
 bool

@@ -49,6 +49,7 @@ struct secrets;
 struct subst;
 struct gateways;
 struct account;
+struct rules;
 struct audit_llm;
 struct llm_call;
 struct bufferevent;
@@ -94,6 +95,7 @@ struct server {
 	struct secrets		*secrets;	/* bindings (maybe none) */
 	struct gateways		*gateways;	/* --gateway (maybe none) */
 	struct account		*account;	/* LLM accounting */
+	struct rules		*rules;		/* request rules (maybe none) */
 	char			*ca_file;	/* interception CA, or NULL */
 
 	int			 lfd;		/* the host's listener */
@@ -182,6 +184,9 @@ struct request {
 	struct evbuffer		*collect;	/* its body, gathered */
 	bool			 subst_whole;	/* secrets in the gathered
 						   body */
+	bool			 rules_body;	/* a rule judges the gathered
+						   body */
+	bool			 collect_chunked; /* gathering decodes chunks */
 	bool			 reframe;	/* response filtered: decoded
 						   and re-chunked */
 	struct evbuffer		*fbuf;		/* decoded, to filter */
@@ -226,6 +231,7 @@ void		 conn_free(struct conn *);
 void		 conn_close(struct conn *, const char *);
 void		 conn_error(struct conn *, int, const char *, const char *);
 void		 conn_finish(struct conn *);
+void		 conn_deny_json(struct conn *, const char *, const char *);
 void		 conn_set_client(struct conn *, struct bufferevent *);
 void		 conn_set_timeout(struct conn *, int);
 void		 conn_intercept(struct conn *, const void *, size_t);

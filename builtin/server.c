@@ -18,6 +18,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
+
 #include <event2/dns.h>
 #include <event2/event.h>
 
@@ -25,6 +27,7 @@
 #include "builtin/audit.h"
 #include "builtin/http_fwd.h"
 #include "builtin/mitm.h"
+#include "builtin/rules.h"
 #include "builtin/secrets.h"
 #include "builtin/gateway.h"
 #include "builtin/peer.h"
@@ -322,6 +325,65 @@ open_listener(struct server *srv, const char *listen_spec, char *err,
 	return 0;
 }
 
+/*
+ * Request rules, in order: --rule and the file's rules first, then the
+ * presets (so a user's allow can make an exception to a preset). A rule
+ * whose host is also --no-mitm could not be enforced: that is an error.
+ */
+static int
+load_rules(struct server *srv, const struct config *cfg, char *err,
+    size_t errlen)
+{
+	char e[256];
+
+	srv->rules = rules_new();
+	for (size_t i = 0; i < cfg->rules.n; i++) {
+		const char	*spec = cfg->rules.v[i];
+		int		 r;
+
+		if (spec[0] == '{') {		/* an object from the file */
+			cJSON *j = cJSON_Parse(spec);
+			r = rules_add_json(srv->rules, j, e, sizeof e);
+			cJSON_Delete(j);
+		} else
+			r = rules_add_spec(srv->rules, spec, e, sizeof e);
+		if (r != 0) {
+			snprintf(err, errlen, "%s", e);
+			return -1;
+		}
+	}
+	for (size_t i = 0; i < cfg->presets.n; i++)
+		if (rules_add_preset(srv->rules, cfg->presets.v[i], e,
+		    sizeof e) != 0) {
+			snprintf(err, errlen, "--preset '%s': %s",
+			    cfg->presets.v[i], e);
+			return -1;
+		}
+	return 0;
+}
+
+/* A rule no interception can enforce must not look enforced. */
+static int
+check_rules_mitm(struct server *srv, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < rules_count(srv->rules); i++) {
+		const char	*h = rules_host(srv->rules, i);
+		struct dest	 d;
+
+		if (h[0] == '*' && h[1] == '.')
+			h += 2;		/* the apex stands for the domain */
+		if (addr_parse_host(h, strlen(h), &d) == ADDR_OK &&
+		    mitm_excluded(srv->mitm, &d)) {
+			snprintf(err, errlen, "rule '%s' names %s, which is "
+			    "--no-mitm: the rule could not be enforced",
+			    rules_text(srv->rules, i), rules_host(srv->rules,
+			    i));
+			return -1;
+		}
+	}
+	return 0;
+}
+
 /* Interception for the hosts that secret bindings name. */
 static int
 load_secrets(struct server *srv, const struct config *cfg,
@@ -331,9 +393,10 @@ load_secrets(struct server *srv, const struct config *cfg,
 	bool	 needed = false;
 	int	 r = -1;
 
-	/* Interception for secret bindings, and for LLM hosts (accounting
-	 * reads their requests and responses). */
-	if (secrets_count(srv->secrets) > 0 || !cfg->no_llm)
+	/* Interception for secret bindings, for LLM hosts (accounting reads
+	 * their requests and responses) and for hosts rules name. */
+	if (secrets_count(srv->secrets) > 0 || !cfg->no_llm ||
+	    rules_count(srv->rules) > 0)
 		needed = true;
 	ca = xprintf("%s/egress-run-ca.pem", state_dir);
 	if ((srv->mitm = mitm_new(cfg, needed, gateways_count(srv->gateways) >
@@ -386,7 +449,9 @@ server_start(struct event_base *base, const struct config *cfg,
 		*fatal = true;
 		goto fail;
 	}
-	if (load_secrets(srv, cfg, state_dir, err, errlen) != 0) {
+	if (load_rules(srv, cfg, err, errlen) != 0 ||
+	    load_secrets(srv, cfg, state_dir, err, errlen) != 0 ||
+	    check_rules_mitm(srv, err, errlen) != 0) {
 		*fatal = true;
 		goto fail;
 	}
@@ -486,6 +551,7 @@ server_stop(struct server *srv)
 		evdns_base_free(srv->dns, 0);
 	policy_free(srv->policy);
 	mitm_free(srv->mitm);
+	rules_free(srv->rules);
 	free(srv->ca_file);
 	for (size_t i = 0; i < srv->nlisteners; i++) {
 		event_free(srv->listeners[i].ev);

@@ -17,6 +17,7 @@
 #include <cjson/cJSON.h>
 #include <openssl/crypto.h>
 
+#include "common/log.h"
 #include "common/util.h"
 #include "common/xmalloc.h"
 #include "launcher/config.h"
@@ -30,6 +31,8 @@ enum opt_type {
 	OPT_UINT,	/* unsigned in [min, max] */
 	OPT_VERBOSE,	/* -v: verbosity + 1 */
 	OPT_QUIET,	/* -q: verbosity = -1 */
+	OPT_SPECS,	/* struct strlist; in the file, strings or objects
+			   (kept as their JSON text) */
 };
 
 struct opt {
@@ -63,6 +66,16 @@ static const struct opt opts[] = {
 	{ "upstream-ca", 0, "upstream_ca", OPT_STR, F(upstream_ca), 0, 0 },
 	{ "no-proxy", 0, "no_proxy", OPT_LIST, F(no_proxy), 0, 0 },
 	{ "gateway", 0, "gateways", OPT_LIST, F(gateways), 0, 0 },
+	{ "rule", 0, "rules", OPT_SPECS, F(rules), 0, 0 },
+	{ "preset", 0, "preset", OPT_LIST, F(presets), 0, 0 },
+	{ "git-repo", 0, "git_repos", OPT_LIST, F(git_repos), 0, 0 },
+	{ "git-protect", 0, "git_protect", OPT_LIST, F(git_protect), 0, 0 },
+	{ "git-push-prefix", 0, "git_push_prefix", OPT_LIST,
+	  F(git_push_prefix), 0, 0 },
+	{ "git-allow-delete", 0, "git_allow_delete", OPT_FLAG,
+	  F(git_allow_delete), 0, 0 },
+	{ "git-allow-force", 0, "git_allow_force", OPT_FLAG,
+	  F(git_allow_force), 0, 0 },
 	{ "llm-host", 0, "llm_hosts", OPT_LIST, F(llm_hosts), 0, 0 },
 	{ "no-llm", 0, "no_llm", OPT_FLAG, F(no_llm), 0, 0 },
 	{ "llm-budget", 0, "llm_budget", OPT_UINT, F(llm_budget), 1,
@@ -93,6 +106,10 @@ const char config_usage[] =
 "Policy:   --allow PATTERN  --deny PATTERN  --resolve HOST:PORT:ADDR\n"
 "          --secret KEY:HOST[:HEADER] (COMMAND gets a placeholder)\n"
 "          --ca-cert FILE --ca-key FILE  --no-mitm PATTERN\n"
+"Rules:    --rule 'deny|allow METHODS HOST PATH-REGEX [REASON]'\n"
+"          --preset github[:HOST]  --git-repo HOST/OWNER/REPO\n"
+"          --git-protect GLOB (main, master)  --git-push-prefix GLOB\n"
+"          --git-allow-delete  --git-allow-force\n"
 "Gateway:  --gateway NAME=URL[,VAR] | anthropic | openai | gemini | ...\n"
 "LLM:      --llm-budget TOKENS  --llm-max-requests N  --llm-summary\n"
 "          --llm-host HOST[:anthropic|openai|google]  --no-llm\n"
@@ -136,6 +153,7 @@ clear_value(struct config *c, const struct opt *o)
 		break;
 	}
 	case OPT_LIST:
+	case OPT_SPECS:
 		strlist_clear(field(c, o));
 		break;
 	default:
@@ -241,6 +259,7 @@ set_arg(struct config *c, const struct opt *o, const char *v, char *err,
 		break;
 	case OPT_LIST:
 	case OPT_SECRET:
+	case OPT_SPECS:
 		strlist_add(field(c, o), v);
 		break;
 	case OPT_SECONDS:
@@ -442,6 +461,30 @@ set_json(struct config *c, const struct opt *o, const cJSON *j,
 			}
 		cJSON_ArrayForEach(e, j)
 			strlist_add(field(c, o), e->valuestring);
+		break;
+	case OPT_SPECS:
+		if (!cJSON_IsArray(j)) {
+			want = "an array";
+			break;
+		}
+		cJSON_ArrayForEach(e, j)
+			if (!cJSON_IsString(e) && !cJSON_IsObject(e)) {
+				snprintf(err, errlen, "%s: key '%s': every "
+				    "element must be a string or an object, not "
+				    "%s", file, o->key, json_type(e));
+				return -1;
+			}
+		cJSON_ArrayForEach(e, j) {
+			if (cJSON_IsString(e))
+				strlist_add(field(c, o), e->valuestring);
+			else {
+				char *t = cJSON_PrintUnformatted(e);
+				if (t == NULL)
+					fatal("out of memory");
+				strlist_add(field(c, o), t);
+				cJSON_free(t);
+			}
+		}
 		break;
 	case OPT_FLAG:
 	case OPT_QUIET:

@@ -36,6 +36,15 @@ struct config {
 
 	struct strlist	 no_proxy;	/* additions to the child's NO_PROXY */
 	struct strlist	 gateways;	/* NAME=URL[,VAR] or a preset */
+	struct strlist	 rules;		/* --rule specs; from the file also
+					   objects, kept as JSON text */
+	struct strlist	 presets;	/* github[:HOST] */
+	struct strlist	 git_repos;	/* HOST/OWNER/REPO globs */
+	struct strlist	 git_protect;	/* branch globs (default main,
+					   master) */
+	struct strlist	 git_push_prefix;
+	bool		 git_allow_delete;
+	bool		 git_allow_force;
 	struct strlist	 llm_hosts;	/* HOST[:format] */
 	bool		 no_llm;
 	unsigned	 llm_budget;	/* tokens, 0: none */
