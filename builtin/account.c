@@ -84,6 +84,12 @@ account_host(const struct account *a, const struct dest *d)
 	return a != NULL && a->on && llm_registry_match(a->reg, d) != NULL;
 }
 
+const struct llm_stats *
+account_stats(const struct account *a)
+{
+	return a == NULL ? NULL : a->stats;
+}
+
 void
 account_summary(const struct account *a, bool show)
 {

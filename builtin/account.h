@@ -21,6 +21,7 @@ struct evbuffer;
 struct http_request;
 struct http_response;
 struct llm_call;
+struct llm_stats;
 
 /* The run's registry and totals; NULL with err set for a bad --llm-host.
  * With --no-llm, an account that matches no host. */
@@ -32,6 +33,9 @@ bool		 account_host(const struct account *, const struct dest *);
 
 /* At exit: the table on stderr (when asked or at -v) and totals. */
 void		 account_summary(const struct account *, bool show);
+
+/* The run's totals, for --metrics (llm.h: llm_stats_rows &c). */
+const struct llm_stats *account_stats(const struct account *);
 
 /* A request is about to be forwarded to an allowed destination: when it
  * is an accounted call, c->req.llm is set. */

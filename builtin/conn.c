@@ -23,7 +23,9 @@
 #include "builtin/audit.h"
 #include "builtin/dial.h"
 #include "builtin/gateway.h"
+#include "builtin/hooks.h"
 #include "builtin/http_fwd.h"
+#include "builtin/metrics.h"
 #include "builtin/mitm.h"
 #include "builtin/policy.h"
 #include "builtin/secrets.h"
@@ -197,6 +199,8 @@ audit_with(struct conn *c, const char *event, const char *decision,
 	e.llm = llm;
 	e.upstream = r->via ? r->via->display : NULL;
 	audit_log(c->srv->audit, &e);
+	hooks_emit(c->srv->hooks, &e, c->mitm || r->origin_tls);
+	metrics_audit(c->srv->metrics, &e);
 	if (llm != NULL || strcmp(event, "budget") == 0)
 		return;		/* the request's own event counts bytes */
 	c->srv->stats.bytes_up += r->bytes_up;
@@ -263,8 +267,18 @@ conn_close(struct conn *c, const char *why)
 	c->tunnel = NULL;
 	http_fwd_origin_free(c->origin);
 	c->origin = NULL;
-	if (c->client != NULL)
+	if (c->client != NULL) {
+		struct bufferevent *u = bufferevent_get_underlying(c->client);
+
+		/* Take the descriptor out of epoll now: freed from inside one
+		 * of its callbacks (a TLS handshake that fails as the filter
+		 * is set up), a bufferevent lives on until that callback
+		 * returns, and must not touch the descriptor closed below. */
+		bufferevent_disable(c->client, EV_READ | EV_WRITE);
+		if (u != NULL)
+			bufferevent_disable(u, EV_READ | EV_WRITE);
 		bufferevent_free(c->client);
+	}
 	c->client = NULL;
 	if (c->fd != -1)
 		close(c->fd);

@@ -179,7 +179,8 @@ on_resolved(int err, struct evutil_addrinfo *ai, void *arg)
 	}
 	if (ai != NULL)
 		evutil_freeaddrinfo(ai);
-	guard(d);
+	if (d->mode != DIAL_HOOK)
+		guard(d);
 	schedule(d);
 }
 
@@ -377,7 +378,7 @@ dial_start(struct server *srv, const struct dest *dest, enum dial_mode mode,
 			d->req = req;
 		return d;
 	}
-	if (mode != DIAL_FORWARD)
+	if (mode != DIAL_FORWARD && mode != DIAL_HOOK)
 		guard(d);
 	schedule(d);
 	return d;

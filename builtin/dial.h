@@ -46,6 +46,10 @@ enum dial_mode {
 	DIAL_HTTP,		/* somewhere to send a plain-HTTP request */
 	DIAL_FORWARD,		/* --host-port: this host's loopback, as the
 				   user asked; no policy, no upstream */
+	DIAL_HOOK,		/* egress-run's own traffic (webhooks): a
+				   byte stream, pins and the upstream as
+				   usual, but not the agent's policy nor its
+				   address guard */
 };
 
 /* fd is the connected socket (non-blocking) when status is 0, else -1. */

@@ -23,6 +23,7 @@
 #include "builtin/account.h"
 #include "builtin/llm.h"
 #include "builtin/dial.h"
+#include "builtin/hooks.h"
 #include "builtin/http_fwd.h"
 #include "builtin/mitm.h"
 #include "builtin/policy.h"
@@ -299,6 +300,8 @@ acquire(struct conn *c)
 	struct request	*r = &c->req;
 	struct origin	*o;
 
+	if (!r->retried)
+		hooks_request(c);	/* the "request" hooks: it goes now */
 	r->via = upstream_route(c->srv->upstream, !r->origin_tls, &r->dest);
 	r->absolute = !r->origin_tls && r->via != NULL &&
 	    r->via->scheme == PROXY_SCHEME_HTTP;
@@ -1106,6 +1109,28 @@ flush_filtered(struct conn *c, struct evbuffer *out, bool last)
 	}
 }
 
+/*
+ * The origin cut the response short. What is already queued for the
+ * client (the head, part of the body) is delivered before the close, so
+ * the client sees a truncated transfer; with nothing queued, close now.
+ */
+static void
+cut_short(struct conn *c, const char *why)
+{
+	if (evbuffer_get_length(bufferevent_get_output(c->client)) == 0) {
+		conn_close(c, why);
+		return;
+	}
+	account_end(c, false);
+	c->srv->stats.errors++;
+	conn_audit(c, "error", "allow", why);
+	log_debug("conn %llu: %s", (unsigned long long)c->id, why);
+	http_fwd_origin_free(c->origin);
+	c->origin = NULL;
+	c->req.client_keepalive = false;
+	conn_finish(c);
+}
+
 /* Origin -> client: the response, as far as the client takes it. */
 static void
 pump_response(struct conn *c)
@@ -1162,7 +1187,7 @@ pump_response(struct conn *c)
 			}
 			if (m == 0) {
 				if (r->origin_eof)	/* cut mid-chunk */
-					conn_close(c, "the origin closed "
+					cut_short(c, "the origin closed "
 					    "mid-response");
 				return;
 			}
@@ -1185,7 +1210,7 @@ pump_response(struct conn *c)
 	}
 	if (!r->resp_done && r->origin_eof && evbuffer_get_length(in) == 0) {
 		if (r->resp_body != HTTP_BODY_CLOSE) {
-			conn_close(c, "the origin closed mid-response");
+			cut_short(c, "the origin closed mid-response");
 			return;
 		}
 		r->resp_done = true;	/* the close was the end */

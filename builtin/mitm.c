@@ -209,6 +209,13 @@ mitm_origin(struct server *srv, int fd, const struct dest *d)
 	return bev;
 }
 
+struct bufferevent *
+mitm_client(struct server *srv, int fd, const struct dest *d)
+{
+	srv->mitm->client = true;
+	return mitm_origin(srv, fd, d);
+}
+
 void
 mitm_origin_error(struct bufferevent *bev, char *buf, size_t len)
 {

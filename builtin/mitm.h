@@ -53,6 +53,10 @@ bool		 mitm_wanted(const struct server *, const struct dest *);
  * verifying dest's certificate (system roots + --upstream-ca). */
 struct bufferevent *mitm_origin(struct server *, int fd, const struct dest *);
 
+/* The same for egress-run's own connections (webhooks), whether or not
+ * anything is intercepted. */
+struct bufferevent *mitm_client(struct server *, int fd, const struct dest *);
+
 /* Why the origin's TLS failed (certificate verification, ...). */
 void		 mitm_origin_error(struct bufferevent *, char *, size_t);
 

@@ -50,6 +50,8 @@ struct subst;
 struct gateways;
 struct account;
 struct rules;
+struct hooks;
+struct metrics;
 struct audit_llm;
 struct llm_call;
 struct bufferevent;
@@ -96,6 +98,8 @@ struct server {
 	struct gateways		*gateways;	/* --gateway (maybe none) */
 	struct account		*account;	/* LLM accounting */
 	struct rules		*rules;		/* request rules (maybe none) */
+	struct hooks		*hooks;		/* --hook (maybe none) */
+	struct metrics		*metrics;	/* --metrics, or NULL */
 	char			*ca_file;	/* interception CA, or NULL */
 
 	int			 lfd;		/* the host's listener */

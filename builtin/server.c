@@ -25,7 +25,9 @@
 
 #include "builtin/account.h"
 #include "builtin/audit.h"
+#include "builtin/hooks.h"
 #include "builtin/http_fwd.h"
+#include "builtin/metrics.h"
 #include "builtin/mitm.h"
 #include "builtin/rules.h"
 #include "builtin/secrets.h"
@@ -462,6 +464,10 @@ server_start(struct event_base *base, const struct config *cfg,
 		*fatal = true;
 		goto fail;
 	}
+	if ((srv->hooks = hooks_new(cfg, base, srv, err, errlen)) == NULL) {
+		*fatal = true;
+		goto fail;
+	}
 	if (open_listener(srv, cfg->listen ? cfg->listen : "127.0.0.1:0", err,
 	    errlen, fatal, &owner_only) != 0)
 		goto fail;
@@ -482,6 +488,9 @@ server_start(struct event_base *base, const struct config *cfg,
 	evdns_base_set_option(srv->dns, "timeout:", "3");
 	evdns_base_set_option(srv->dns, "attempts:", "2");
 	evdns_base_set_option(srv->dns, "randomize-case:", "0");
+	if (cfg->metrics != NULL && (srv->metrics = metrics_start(srv,
+	    cfg->metrics, cfg->fail_closed, err, errlen, fatal)) == NULL)
+		goto fail;
 
 	srv->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	http_fwd_pool_init(srv);
@@ -530,6 +539,15 @@ server_stop(struct server *srv)
 	if (srv->reap_ev != NULL)
 		on_reap(-1, 0, srv);
 	http_fwd_pool_flush(srv);
+	/* Webhook events still queued get a bounded wait, on the loop;
+	 * nothing new is accepted meanwhile. */
+	metrics_free(srv->metrics);
+	srv->metrics = NULL;
+	for (size_t i = 0; i < srv->nlisteners; i++)
+		event_del(srv->listeners[i].ev);
+	hooks_flush(srv->hooks, HOOKS_FLUSH_MS);
+	hooks_free(srv->hooks);
+	srv->hooks = NULL;
 	st = &srv->stats;
 	if (srv->lfd != -1)
 		log_info("built-in proxy: %llu connections, %llu requests, "

@@ -17,6 +17,7 @@
 #include <cjson/cJSON.h>
 #include <openssl/crypto.h>
 
+#include "builtin/hooks.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "common/xmalloc.h"
@@ -33,6 +34,8 @@ enum opt_type {
 	OPT_QUIET,	/* -q: verbosity = -1 */
 	OPT_SPECS,	/* struct strlist; in the file, strings or objects
 			   (kept as their JSON text) */
+	OPT_HOOKS,	/* struct strlist of checked hook specs; in the file
+			   also {"name","event","target"} objects */
 };
 
 struct opt {
@@ -86,6 +89,8 @@ static const struct opt opts[] = {
 	{ "isolate", 0, "isolate", OPT_FLAG, F(isolate), 0, 0 },
 	{ "host-port", 0, "host_ports", OPT_LIST, F(host_ports), 0, 0 },
 	{ "audit", 0, "audit", OPT_STR, F(audit), 0, 0 },
+	{ "hook", 0, "hooks", OPT_HOOKS, F(hooks), 0, 0 },
+	{ "metrics", 0, "metrics", OPT_STR, F(metrics), 0, 0 },
 	{ "fail-closed", 0, "fail_closed", OPT_FLAG, F(fail_closed), 0, 0 },
 	{ "print-env", 0, "print_env", OPT_FLAG, F(print_env), 0, 0 },
 	{ "verbose", 'v', "verbose", OPT_VERBOSE, F(verbosity), 0, 3 },
@@ -116,6 +121,8 @@ const char config_usage[] =
 "Upstream: --upstream URL ($HTTPS_PROXY &c)  --no-upstream\n"
 "          --upstream-ca FILE\n"
 "Isolate:  --isolate  --host-port PORT[:HOSTPORT]\n"
+"Events:   --hook EVENT:TARGET (request|response|deny|llm: file:PATH | URL)\n"
+"          --metrics ADDR:PORT (loopback: Prometheus text at /metrics)\n"
 "Run:      --config FILE  --audit FILE ('-': stderr)  --no-proxy HOSTS\n"
 "          --fail-closed  --print-env  -q, --quiet  -v, --verbose (-vv)\n"
 "          --help  --version\n"
@@ -154,6 +161,7 @@ clear_value(struct config *c, const struct opt *o)
 	}
 	case OPT_LIST:
 	case OPT_SPECS:
+	case OPT_HOOKS:
 		strlist_clear(field(c, o));
 		break;
 	default:
@@ -262,6 +270,19 @@ set_arg(struct config *c, const struct opt *o, const char *v, char *err,
 	case OPT_SPECS:
 		strlist_add(field(c, o), v);
 		break;
+	case OPT_HOOKS: {
+		struct hook_spec	hs;
+		char			why[256];
+
+		if (hooks_spec_parse(v, &hs, why, sizeof why) != 0) {
+			snprintf(err, errlen, "--%s '%.*s': %s", o->name,
+			    (int)strcspn(v, "?@"), v, why);
+			return -1;
+		}
+		hooks_spec_clear(&hs);
+		strlist_add(field(c, o), v);
+		break;
+	}
 	case OPT_SECONDS:
 		if (parse_seconds(v, field(c, o)) != 0) {
 			snprintf(err, errlen, "--%s: '%s' is not a number of "
@@ -430,6 +451,100 @@ json_type(const cJSON *j)
 	return "null";
 }
 
+/* A hook object {"name", "event", "target"} as its spec, or NULL with err
+ * naming the file, the key and the hook's place. */
+static char *
+hook_object_spec(const cJSON *e, const char *file, const char *key,
+    size_t n, char *err, size_t errlen)
+{
+	static const char *const keys[] = { "name", "event", "target" };
+	const char	*v[3] = { NULL, NULL, NULL };
+	const cJSON	*k;
+	size_t		 i;
+
+	cJSON_ArrayForEach(k, e) {
+		for (i = 0; i < 3 && strcmp(k->string, keys[i]) != 0; i++)
+			;
+		if (i == 3) {
+			snprintf(err, errlen, "%s: key '%s': hook %zu: unknown "
+			    "key '%s' (a hook has \"name\", \"event\" and "
+			    "\"target\")", file, key, n, k->string);
+			return NULL;
+		}
+		if (!cJSON_IsString(k) || v[i] != NULL) {
+			snprintf(err, errlen, "%s: key '%s': hook %zu: '%s' "
+			    "must be a string, given once", file, key, n,
+			    k->string);
+			return NULL;
+		}
+		v[i] = k->valuestring;
+	}
+	if (v[1] == NULL || v[2] == NULL) {
+		snprintf(err, errlen, "%s: key '%s': hook %zu: \"event\" and "
+		    "\"target\" are required", file, key, n);
+		return NULL;
+	}
+	/* The spec's separators must not hide in a part. */
+	if (v[0] != NULL && strpbrk(v[0], "=:") != NULL) {
+		snprintf(err, errlen, "%s: key '%s': hook %zu: a hook's name "
+		    "may hold letters, digits, '.', '_' and '-' only", file,
+		    key, n);
+		return NULL;
+	}
+	if (strpbrk(v[1], "=:") != NULL) {
+		snprintf(err, errlen, "%s: key '%s': hook %zu: unknown event: "
+		    "use request, response, deny or llm", file, key, n);
+		return NULL;
+	}
+	return xprintf("%s%s%s:%s", v[0] ? v[0] : "", v[0] ? "=" : "", v[1],
+	    v[2]);
+}
+
+/*
+ * The "hooks" key: objects {"name", "event", "target"} ("name" optional),
+ * or spec strings as --hook takes them. Each is checked now and kept as
+ * its spec, "[NAME=]EVENT:TARGET".
+ */
+static int
+set_hooks(struct config *c, const struct opt *o, const cJSON *j,
+    const char *file, char *err, size_t errlen)
+{
+	struct strlist	 specs = { NULL, 0, 0 };
+	struct hook_spec hs;
+	const cJSON	*e;
+	char		 why[256], *spec;
+	size_t		 n = 0;
+
+	cJSON_ArrayForEach(e, j) {
+		n++;
+		if (cJSON_IsString(e))
+			spec = xstrdup(e->valuestring);
+		else if (!cJSON_IsObject(e)) {
+			snprintf(err, errlen, "%s: key '%s': hook %zu must be "
+			    "an object, not %s", file, o->key, n,
+			    json_type(e));
+			goto fail;
+		} else if ((spec = hook_object_spec(e, file, o->key, n, err,
+		    errlen)) == NULL)
+			goto fail;
+		if (hooks_spec_parse(spec, &hs, why, sizeof why) != 0) {
+			snprintf(err, errlen, "%s: key '%s': hook %zu: %s",
+			    file, o->key, n, why);
+			free(spec);
+			goto fail;
+		}
+		hooks_spec_clear(&hs);
+		strlist_add_owned(&specs, spec);
+	}
+	for (size_t i = 0; i < specs.n; i++)
+		strlist_add(field(c, o), specs.v[i]);
+	strlist_clear(&specs);
+	return 0;
+fail:
+	strlist_clear(&specs);
+	return -1;
+}
+
 static int
 set_json(struct config *c, const struct opt *o, const cJSON *j,
     const char *file, char *err, size_t errlen)
@@ -486,6 +601,13 @@ set_json(struct config *c, const struct opt *o, const cJSON *j,
 			}
 		}
 		break;
+	case OPT_HOOKS:
+		if (!cJSON_IsArray(j)) {
+			want = "an array of {\"name\", \"event\", "
+			    "\"target\"} objects";
+			break;
+		}
+		return set_hooks(c, o, j, file, err, errlen);
 	case OPT_FLAG:
 	case OPT_QUIET:
 		if (!cJSON_IsBool(j)) {

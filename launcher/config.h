@@ -53,6 +53,8 @@ struct config {
 	bool		 isolate;	/* own network namespace */
 	struct strlist	 host_ports;	/* PORT[:HOSTPORT] under --isolate */
 	char		*audit;
+	struct strlist	 hooks;		/* [NAME=]EVENT:TARGET, checked */
+	char		*metrics;	/* loopback ADDR:PORT */
 	bool		 fail_closed;
 	bool		 print_env;
 	int		 verbosity;	/* -1 quiet, 0 default, 1.. verbose */

@@ -108,6 +108,14 @@ static const struct option_case {
 	  "\"a.internal\"" },
 	{ "audit", "audit", K_STR, F(audit), "-", "\"/var/log/a.jsonl\"", "-",
 	  "/var/log/a.jsonl", "1" },
+	{ "hook", "hooks", K_LIST, F(hooks), "deny:file:/tmp/deny.jsonl",
+	  "[{\"name\": \"siem\", \"event\": \"llm\", \"target\": "
+	  "\"https://hooks.test/in?k=1\"}, \"response:http://[::1]:9/r\"]",
+	  "deny:file:/tmp/deny.jsonl",
+	  "siem=llm:https://hooks.test/in?k=1|response:http://[::1]:9/r",
+	  "\"deny:file:/x\"" },
+	{ "metrics", "metrics", K_STR, F(metrics), "127.0.0.1:9464",
+	  "\"[::1]:9464\"", "127.0.0.1:9464", "[::1]:9464", "9464" },
 	{ "fail-closed", "fail_closed", K_FLAG, F(fail_closed), NULL, "true",
 	  "true", "true", "1" },
 	{ "print-env", "print_env", K_FLAG, F(print_env), NULL, "true", "true",
@@ -447,6 +455,14 @@ bad_command_lines_are_errors_naming_the_option(void)
 		{ { "--max-conns=", "true", NULL }, "--max-conns" },
 		{ { "--max-conns", "99999999999999999999", "true", NULL },
 		  "--max-conns" },
+		/* Hook specs are checked as they are read. */
+		{ { "--hook", "nope:file:/x", "true", NULL }, "nope" },
+		{ { "--hook", "deny:ftp://x", "true", NULL }, "--hook" },
+		{ { "--hook", "deny", "true", NULL }, "EVENT:TARGET" },
+		{ { "--hook", "deny:file:", "true", NULL }, "PATH" },
+		{ { "--hook", "a b=deny:file:/x", "true", NULL }, "NAME" },
+		{ { "--hook=llm:https://u:p@h.test/", "true", NULL },
+		  "credentials" },
 	};
 	char		err[512];
 	struct config	c;
@@ -714,6 +730,22 @@ bad_files_are_errors_naming_the_file(void)
 		/* Command-line-only spellings are not keys. */
 		{ "{\"bind-timeout\": 1}", "'bind-timeout'" },
 		{ "{\"config\": \"other.json\"}", "'config'" },
+		/* Hooks: each object checked, named by its place. */
+		{ "{\"hooks\": [{\"event\": \"deny\"}]}", "hook 1" },
+		{ "{\"hooks\": [\"deny:file:/a\", {\"event\": \"nope\", "
+		  "\"target\": \"file:/x\"}]}", "hook 2" },
+		{ "{\"hooks\": [{\"event\": \"deny\", \"target\": "
+		  "\"ftp://x\"}]}", "TARGET" },
+		{ "{\"hooks\": [{\"event\": \"deny\", \"target\": "
+		  "\"file:/x\", \"url\": \"y\"}]}", "'url'" },
+		{ "{\"hooks\": [{\"event\": \"deny\", \"target\": 1}]}",
+		  "'target'" },
+		{ "{\"hooks\": [{\"name\": \"a=b\", \"event\": \"deny\", "
+		  "\"target\": \"file:/x\"}]}", "name" },
+		{ "{\"hooks\": [{\"event\": \"deny:file:/y\", \"target\": "
+		  "\"file:/x\"}]}", "unknown event" },
+		{ "{\"hooks\": [7]}", "hook 1" },
+		{ "{\"hooks\": {\"event\": \"deny\"}}", "'hooks'" },
 	};
 	char		err[512], *path;
 	struct config	c;
