@@ -121,10 +121,15 @@ start_proxy(struct session *s)
 		}
 		if (s->ext != NULL) {
 			free(log);
-			if (cfg->allow.n || cfg->deny.n || cfg->secrets.n)
-				log_warn("--allow, --deny and --secret are "
-				    "enforced by the built-in proxy only; the "
-				    "external proxy applies its own policy");
+			if (cfg->allow.n || cfg->deny.n || cfg->secrets.n ||
+			    cfg->rules.n || cfg->presets.n ||
+			    cfg->git_repos.n || cfg->llm_budget ||
+			    cfg->llm_max_requests || cfg->hooks.n ||
+			    cfg->metrics != NULL || cfg->gateways.n)
+				log_warn("policy, secrets, rules, the git guard, "
+				    "LLM budgets, hooks, metrics and gateways "
+				    "belong to the built-in proxy; the external "
+				    "proxy applies its own policy");
 			if (cfg->upstream != NULL || getenv("HTTPS_PROXY") ||
 			    getenv("https_proxy") || getenv("HTTP_PROXY") ||
 			    getenv("http_proxy") || getenv("ALL_PROXY"))
