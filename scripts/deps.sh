@@ -20,6 +20,7 @@ libssl-dev                 # OpenSSL 3: TLS interception, trust bundle
 libevent-dev               # libevent 2.1 + libevent_openssl: the proxy loop
 libcjson-dev               # cJSON: the --config file
 libpcre2-dev               # PCRE2: request rules
+zlib1g-dev                 # zlib: the git guard reads pushed packs
 openssl                    # CLI: test CAs and certificates at run time
 curl                       # the client in integration tests
 wget                       # a GnuTLS client: WGETRC trust path
@@ -44,6 +45,10 @@ python3-prometheus-client  # parses the metrics endpoint in tests
 valgrind                   # leak and memory checks of the proxy
 wrk                        # HTTP load for benchmarks
 hyperfine                  # start-up time benchmarks
+time                       # /usr/bin/time: peak RSS in benchmarks
+bubblewrap                 # sandbox-runtime (a benchmark peer) needs it
+socat                      # sandbox-runtime (a benchmark peer) needs it
+ripgrep                    # sandbox-runtime (a benchmark peer) needs it
 tinyproxy                  # another upstream HTTP proxy
 less                       # a full-screen program for terminal tests
 ca-certificates            # system roots: the base of the trust bundle
