@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
@@ -29,6 +30,8 @@ struct audit {
 	int		 fd;
 	bool		 own_fd;
 	bool		 failing;	/* a write failed; warned once */
+	size_t		 tail;		/* bytes of an unfinished line at
+					   the end of the file */
 	uint64_t	 lost;
 	char		*path;
 	struct evbuffer	*buf;
@@ -68,10 +71,25 @@ audit_flush(struct audit *a)
 {
 	if (a == NULL)
 		return;
+	/* A line cut short by an earlier failure that could not be taken
+	 * back: end it, so the next event starts a line of its own. */
+	if (a->tail > 0 && evbuffer_get_length(a->buf) > 0)
+		evbuffer_prepend(a->buf, "\n", 1);
 	while (evbuffer_get_length(a->buf) > 0) {
-		int n = evbuffer_write(a->buf, a->fd);
-		if (n > 0)
+		size_t		 len = evbuffer_get_length(a->buf);
+		const char	*p = (const char *)evbuffer_pullup(a->buf, -1);
+		const char	*nl;
+		ssize_t		 n = write(a->fd, p, len);
+		struct stat	 st;
+
+		if (n > 0) {
+			/* Does the file end mid-line now? */
+			nl = memrchr(p, '\n', (size_t)n);
+			a->tail = nl != NULL ? (size_t)(p + n - 1 - nl) :
+			    a->tail + (size_t)n;
+			evbuffer_drain(a->buf, (size_t)n);
 			continue;
+		}
 		if (n == -1 && errno == EINTR)
 			continue;
 		if (!a->failing)
@@ -81,6 +99,12 @@ audit_flush(struct audit *a)
 		a->failing = true;
 		a->lost++;	/* at least one; lines are not counted here */
 		evbuffer_drain(a->buf, evbuffer_get_length(a->buf));
+		/* Take back the part of a line that fitted: every line in
+		 * the file stays one JSON object. */
+		if (a->tail > 0 && a->own_fd && fstat(a->fd, &st) == 0 &&
+		    (off_t)a->tail <= st.st_size &&
+		    ftruncate(a->fd, st.st_size - (off_t)a->tail) == 0)
+			a->tail = 0;
 		return;
 	}
 	if (a->failing) {

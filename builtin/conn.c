@@ -96,6 +96,7 @@ on_timer(evutil_socket_t fd, short what, void *arg)
 			conn_close(c, NULL);	/* idle keep-alive: quiet */
 			return;
 		}
+		c->req.door = "http";	/* as for every other head error */
 		conn_error(c, 408, "the request head was not complete within "
 		    "the time allowed", NULL);
 		return;
@@ -476,7 +477,9 @@ tunnel_done(struct conn *c, const char *why)
 	c->req.bytes_down = tunnel_bytes_down(c->tunnel);
 	if (strcmp(c->req.door, "forward") != 0)
 		c->srv->stats.tunnels++;
-	conn_audit(c, "connect", "allow", NULL);
+	/* A clean close needs no reason; a reset or an error does. */
+	conn_audit(c, "connect", "allow", why != NULL &&
+	    strcmp(why, "closed") != 0 ? why : NULL);
 	c->in_request = false;
 	conn_close(c, why);
 }
@@ -508,6 +511,11 @@ connect_dialed(int ofd, const struct dial_result *res, void *arg)
 	early = evbuffer_pullup(in, -1);
 	c->tunnel = tunnel_start(c, c->fd, ofd, down, sizeof hello - 1 +
 	    res->leftover_len, early, elen, tunnel_done);
+	if (c->tunnel == NULL && (errno == EMFILE || errno == ENFILE)) {
+		conn_error(c, 503, "the proxy is out of file descriptors for "
+		    "the tunnel; raise 'ulimit -n'", NULL);
+		return;
+	}
 	bufferevent_free(c->client);	/* the fd stays: not CLOSE_ON_FREE */
 	c->client = NULL;
 	if (c->tunnel == NULL) {
@@ -609,8 +617,9 @@ start_connect(struct conn *c, const struct http_request *req, size_t headlen)
 		return;
 	}
 	c->state = CONN_DIAL;
-	/* Nothing more is read until the tunnel takes the descriptor. */
-	bufferevent_disable(c->client, EV_READ);
+	/* Reading goes on while the origin is dialled (up to the high
+	 * watermark: client_read), so a client that resets is noticed at
+	 * once; what it sends goes to the origin first. */
 	c->dial = dial_start(c->srv, &c->req.dest, DIAL_STREAM, connect_dialed,
 	    c);
 }
@@ -887,6 +896,13 @@ client_read(struct bufferevent *bev, void *arg)
 	case CONN_SOCKS:
 		socks5_read(c);
 		break;
+	case CONN_DIAL:
+		/* Kept for the origin; stop at the watermark (libevent 2.1.12
+		 * would re-run this callback while the input stays full). */
+		if (evbuffer_get_length(bufferevent_get_input(bev)) >=
+		    PROXY_HIGH_WATER)
+			bufferevent_disable(bev, EV_READ);
+		break;
 	case CONN_CLOSING:	/* lingering: discard what still comes */
 		evbuffer_drain(bufferevent_get_input(bev),
 		    evbuffer_get_length(bufferevent_get_input(bev)));
@@ -964,15 +980,13 @@ client_event(struct bufferevent *bev, short what, void *arg)
 			conn_close(c, NULL);
 			return;
 		case CONN_DIAL:
-			if (c->req.door != NULL && strcmp(c->req.door, "http")
-			    == 0 && c->req.req_done) {
-				/* Half-closed after its request: answer. */
-				c->client_eof = true;
-				c->req.client_keepalive = false;
-				bufferevent_disable(c->client, EV_READ);
-				return;
-			}
-			conn_close(c, "client closed");
+			/* A half-close, as far as we can tell: whether what
+			 * came before it is a whole request is known once the
+			 * origin takes it (pump_request); a tunnel passes it
+			 * on (it reads the EOF again from the socket). */
+			c->client_eof = true;
+			c->req.client_keepalive = false;
+			bufferevent_disable(c->client, EV_READ);
 			return;
 		default:
 			conn_close(c, "client closed");

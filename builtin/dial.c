@@ -236,8 +236,17 @@ try_next(struct dial *d)
 		d->fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK |
 		    SOCK_CLOEXEC, 0);
 		if (d->fd == -1) {
-			fail(d, 502, errno, NULL, "cannot connect to %s: "
-			    "socket: %s", d->dest.host, strerror(errno));
+			int e = errno;
+
+			/* Our own shortage, not the origin's fault: 503. */
+			if (e == EMFILE || e == ENFILE || e == ENOBUFS ||
+			    e == ENOMEM)
+				fail(d, 503, e, NULL, "the proxy is out of file "
+				    "descriptors (socket: %s); raise 'ulimit -n'",
+				    strerror(e));
+			else
+				fail(d, 502, e, NULL, "cannot connect to %s: "
+				    "socket: %s", d->dest.host, strerror(e));
 			continue;
 		}
 		setsockopt(d->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);

@@ -44,6 +44,7 @@ struct origin {
 	size_t			 scanned;	/* response head search */
 	bool			 handshaking;	/* TLS to the origin */
 	bool			 timeouts_set;
+	bool			 shut;		/* half-closed for the client */
 	long long		 idle_since;	/* pooled: when (ms) */
 };
 
@@ -57,6 +58,7 @@ static ssize_t	move_chunked(struct evbuffer *, struct evbuffer *,
 		    struct http_chunked *, size_t, bool, struct conn *);
 static void	emit_up(void *, const void *, size_t);
 static void	pump_response(struct conn *);
+static void	shut_origin(struct conn *);
 
 void
 http_fwd_origin_free(struct origin *o)
@@ -247,6 +249,8 @@ attach(struct conn *c, struct origin *o)
 		bufferevent_enable(c->client, EV_READ);
 	pump_request(c);
 	if (c->state == CONN_HTTP)
+		shut_origin(c);
+	if (c->state == CONN_HTTP)
 		pump_response(c);
 }
 
@@ -336,8 +340,11 @@ acquire(struct conn *c)
 	}
 	r->reused = false;
 	c->state = CONN_DIAL;
-	/* attach() reads again: a body must not pile up meanwhile. */
-	bufferevent_disable(c->client, EV_READ);
+	/* The client is read meanwhile only up to the high watermark
+	 * (client_read), so a reset is noticed and a body cannot pile up. */
+	if (evbuffer_get_length(bufferevent_get_input(c->client)) >=
+	    PROXY_HIGH_WATER)
+		bufferevent_disable(c->client, EV_READ);
 	c->dial = dial_start(c->srv, &r->dest, r->origin_tls ? DIAL_STREAM :
 	    DIAL_HTTP, dialed, c);
 }
@@ -838,6 +845,9 @@ pump_request(struct conn *c)
 		bufferevent_enable(c->client, EV_READ);
 	if (r->subst != NULL) {
 		pump_request_subst(c, in, out);
+		if (c->state == CONN_HTTP && !r->req_done && c->client_eof &&
+		    evbuffer_get_length(in) == 0)
+			conn_close(c, "client closed mid-request");
 		return;
 	}
 	while (!r->req_done && (avail = evbuffer_get_length(in)) > 0) {
@@ -874,6 +884,10 @@ pump_request(struct conn *c)
 				r->req_done = true;
 		}
 	}
+	if (!r->req_done && c->client_eof)
+		/* The client half-closed before its body was whole: what is
+		 * left can never be completed. */
+		conn_close(c, "client closed mid-request");
 }
 
 /* Head building: pieces gathered in one buffer, added to the client's
@@ -1043,7 +1057,7 @@ finish(struct conn *c)
 	conn_audit(c, "request", "allow", r->note);
 	account_end(c, true);
 	c->in_request = false;
-	reuse = r->resp_keepalive && r->req_done &&
+	reuse = r->resp_keepalive && r->req_done && !o->shut &&
 	    evbuffer_get_length(bufferevent_get_input(o->bev)) == 0 &&
 	    evbuffer_get_length(bufferevent_get_output(o->bev)) == 0;
 	c->origin = NULL;
@@ -1255,6 +1269,31 @@ http_fwd_client_eof(struct conn *c)
 	c->req.client_keepalive = false;
 	c->client_eof = true;
 	bufferevent_disable(c->client, EV_READ);
+	shut_origin(c);
+}
+
+/*
+ * The client half-closed after its request: so does our side towards the
+ * origin, once the request is out, as it would without a proxy. An origin
+ * that takes a FIN for an abort (nginx's 499, Squid) stops working for
+ * nobody; one that honours half-closes still answers. Plain TCP only: an
+ * intercepted origin gets no half-close (TLS would need close_notify).
+ */
+static void
+shut_origin(struct conn *c)
+{
+	struct origin *o = c->origin;
+
+	if (o == NULL || o->shut || o->handshaking || c->mitm ||
+	    !c->client_eof || !c->req.req_done)
+		return;
+	if (evbuffer_get_length(bufferevent_get_output(o->bev)) > 0) {
+		/* origin_write() comes back once it is all out. */
+		bufferevent_setwatermark(o->bev, EV_WRITE, 0, 0);
+		return;
+	}
+	shutdown(bufferevent_getfd(o->bev), SHUT_WR);
+	o->shut = true;
 }
 
 static void
@@ -1274,11 +1313,17 @@ origin_read(struct bufferevent *bev, void *arg)
 static void
 origin_write(struct bufferevent *bev, void *arg)
 {
-	struct origin *o = arg;
+	struct origin	*o = arg;
+	struct conn	*c = o->conn;
 
 	(void)bev;
-	if (o->conn != NULL && !o->handshaking)
-		pump_request(o->conn);
+	if (c != NULL && !o->handshaking) {
+		pump_request(c);
+		/* The pump may have closed c, freeing o (c itself is freed
+		 * on the next loop turn). */
+		if (c->state == CONN_HTTP)
+			shut_origin(c);
+	}
 }
 
 /* The origin closed or failed. */
@@ -1327,7 +1372,8 @@ origin_event(struct bufferevent *bev, short what, void *arg)
 	pump_response(c);
 	if (c->state != CONN_HTTP || c->origin != o || r->resp_head_done)
 		return;
-	if (r->reused && !r->retried && r->req_body == HTTP_BODY_NONE &&
+	if (r->reused && !r->retried && !o->shut &&
+	    r->req_body == HTTP_BODY_NONE &&
 	    evbuffer_get_length(bufferevent_get_input(o->bev)) == 0) {
 		/* A pooled connection the origin had just closed: send the
 		 * request again on a fresh one. */

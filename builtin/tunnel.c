@@ -218,10 +218,22 @@ tunnel_start(struct conn *conn, int cfd, int ofd, const void *hello,
 	t->done = done;
 	direction_init(t, &t->up, cfd, ofd, base);
 	direction_init(t, &t->down, ofd, cfd, base);
+	/* Both pipes now, before a byte is written: a proxy out of
+	 * descriptors can still refuse (EMFILE) instead of opening a tunnel
+	 * that dies at once. Pipes hold no pages until they carry data. */
+	if (open_pipe(&t->up) != 0 || open_pipe(&t->down) != 0) {
+		int e = errno;
+
+		t->finished = true;
+		tunnel_free(t);
+		errno = e;
+		return NULL;
+	}
 	if (prime(&t->down, hello, hellolen) != 0 ||
 	    prime(&t->up, early, earlylen) != 0) {
 		t->finished = true;	/* the caller closes; no callback */
 		tunnel_free(t);
+		errno = EIO;		/* not a shortage: do not refuse */
 		return NULL;
 	}
 	/* The client's early bytes went up too (the hello is ours). */

@@ -19,7 +19,9 @@ struct tunnel;
  * client first (the proxy's "200 Connection established"), early holds bytes
  * the client sent after its request head, for the origin. When both
  * directions have ended, or on an error, done(conn, reason) is called once,
- * always from the event loop. NULL on failure, with ofd already closed.
+ * always from the event loop. NULL on failure, with ofd already closed;
+ * errno EMFILE or ENFILE then means nothing was written to the client (the
+ * caller can still answer it with a refusal).
  */
 struct tunnel	*tunnel_start(struct conn *, int cfd, int ofd,
 		    const void *hello, size_t hellolen,

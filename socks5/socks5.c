@@ -129,6 +129,11 @@ dialed(int ofd, const struct dial_result *res, void *arg)
 	in = bufferevent_get_input(c->client);
 	c->tunnel = tunnel_start(c, c->fd, ofd, reply, (size_t)n,
 	    evbuffer_pullup(in, -1), evbuffer_get_length(in), tunnel_done);
+	if (c->tunnel == NULL && (errno == EMFILE || errno == ENFILE)) {
+		refuse(c, SOCKS5_REP_FAILURE, 503, "the proxy is out of file "
+		    "descriptors for the tunnel; raise 'ulimit -n'", NULL);
+		return;
+	}
 	bufferevent_free(c->client);
 	c->client = NULL;
 	if (c->tunnel == NULL) {
@@ -212,7 +217,7 @@ handle_request(struct conn *c, const struct socks5_request *r, size_t n)
 	}
 	c->state = CONN_DIAL;
 	c->socks_state = SOCKS_DIAL;
-	bufferevent_disable(c->client, EV_READ);
+	/* Still read (to the watermark) so that a reset is noticed. */
 	c->dial = dial_start(c->srv, &c->req.dest, DIAL_STREAM, dialed, c);
 }
 
