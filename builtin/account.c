@@ -17,6 +17,7 @@
 #include "builtin/audit.h"
 #include "builtin/llm.h"
 #include "builtin/proxy.h"
+#include "builtin/sandbox.h"
 #include "builtin/sse.h"
 #include "common/log.h"
 #include "common/xmalloc.h"
@@ -24,7 +25,6 @@
 
 struct account {
 	struct llm_registry	*reg;
-	struct llm_stats	*stats;
 	bool			 on;
 };
 
@@ -51,7 +51,6 @@ account_new(const struct config *cfg, char *err, size_t errlen)
 	struct account *a = xcalloc(1, sizeof *a);
 
 	a->reg = llm_registry_new();
-	a->stats = llm_stats_new(cfg->llm_budget, cfg->llm_max_requests);
 	a->on = !cfg->no_llm;
 	for (size_t i = 0; i < cfg->llm_hosts.n; i++)
 		if (llm_registry_add(a->reg, cfg->llm_hosts.v[i], err,
@@ -74,7 +73,6 @@ account_free(struct account *a)
 	if (a == NULL)
 		return;
 	llm_registry_free(a->reg);
-	llm_stats_free(a->stats);
 	free(a);
 }
 
@@ -84,20 +82,20 @@ account_host(const struct account *a, const struct dest *d)
 	return a != NULL && a->on && llm_registry_match(a->reg, d) != NULL;
 }
 
-const struct llm_stats *
-account_stats(const struct account *a)
+bool
+account_on(const struct account *a)
 {
-	return a == NULL ? NULL : a->stats;
+	return a != NULL && a->on;
 }
 
 void
-account_summary(const struct account *a, bool show)
+account_summary(const struct llm_stats *st, bool show)
 {
 	char *t;
 
-	if (a == NULL || !show)
+	if (st == NULL || !show)
 		return;
-	t = llm_stats_summary(a->stats);
+	t = llm_stats_summary(st);
 	for (char *line = t, *nl; line != NULL && *line != '\0';
 	    line = nl ? nl + 1 : NULL) {
 		if ((nl = strchr(line, '\n')) != NULL)
@@ -126,12 +124,12 @@ account_call_free(struct llm_call *k)
 static void
 tripped(struct conn *c)
 {
-	struct account	*a = c->srv->account;
-	enum llm_limit	 l;
-	char		 msg[256];
+	struct llm_stats	*st = c->sb->llm;
+	enum llm_limit		 l;
+	char			 msg[256];
 
-	while ((l = llm_stats_tripped(a->stats)) != LLM_LIMIT_NONE) {
-		llm_stats_describe(a->stats, l, msg, sizeof msg);
+	while ((l = llm_stats_tripped(st)) != LLM_LIMIT_NONE) {
+		llm_stats_describe(st, l, msg, sizeof msg);
 		log_warn("%s", msg + (strncmp(msg, "egress-run: ", 12) == 0 ?
 		    12 : 0));
 		conn_audit_llm(c, "budget", msg, NULL);
@@ -161,22 +159,22 @@ account_request(struct conn *c, const struct http_request *req)
 bool
 account_admit(struct conn *c)
 {
-	struct account	*a = c->srv->account;
-	struct llm_call	*k = c->req.llm;
-	enum llm_limit	 l;
-	char		 msg[256], *body;
-	size_t		 len;
+	struct llm_stats	*st = c->sb->llm;
+	struct llm_call		*k = c->req.llm;
+	enum llm_limit		 l;
+	char			 msg[256], *body;
+	size_t			 len;
 
 	if (k == NULL)
 		return false;
-	if ((l = llm_stats_admit(a->stats, k->rq.provider->name,
+	if ((l = llm_stats_admit(st, k->rq.provider->name,
 	    k->rq.model[0] ? k->rq.model : "-")) == LLM_LIMIT_NONE) {
 		k->admitted = true;
 		tripped(c);
 		return false;
 	}
 	/* Refused: the provider's own error, so the agent shows it. */
-	llm_stats_describe(a->stats, l, msg, sizeof msg);
+	llm_stats_describe(st, l, msg, sizeof msg);
 	body = llm_error_body(k->rq.format, l, msg, &len);
 	c->req.status = 429;
 	k->ended = true;
@@ -348,7 +346,6 @@ account_filter(struct conn *c, const void *p, size_t len,
 void
 account_end(struct conn *c, bool complete)
 {
-	struct account	*a = c->srv->account;
 	struct llm_call	*k = c->req.llm;
 	struct audit_llm al;
 	long long	 now = server_now_ms();
@@ -362,11 +359,14 @@ account_end(struct conn *c, bool complete)
 		(void)llm_response_json(&k->rs, evbuffer_pullup(k->json, -1),
 		    evbuffer_get_length(k->json));
 	llm_response_finish(&k->rs, complete && k->readable && !k->broken);
-	if (k->admitted)
-		llm_stats_done(a->stats, k->rq.provider->name, k->rq.model[0] ?
-		    k->rq.model : "-", &k->rs.usage, !k->responded ||
-		    k->rs.status >= 400 || k->rs.error, k->rs.estimated,
-		    (uint64_t)(now - c->req.start_ms));
+	if (k->admitted) {
+		llm_stats_done(c->sb->llm, k->rq.provider->name,
+		    k->rq.model[0] ? k->rq.model : "-", &k->rs.usage,
+		    !k->responded || k->rs.status >= 400 || k->rs.error,
+		    k->rs.estimated, (uint64_t)(now - c->req.start_ms));
+		c->sb->n.llm_input += k->rs.usage.input;
+		c->sb->n.llm_output += k->rs.usage.output;
+	}
 	memset(&al, 0, sizeof al);
 	al.provider = k->rq.provider->name;
 	al.model = k->rq.model[0] ? k->rq.model : NULL;

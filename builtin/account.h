@@ -32,10 +32,10 @@ void		 account_free(struct account *);
 bool		 account_host(const struct account *, const struct dest *);
 
 /* At exit: the table on stderr (when asked or at -v) and totals. */
-void		 account_summary(const struct account *, bool show);
+void		 account_summary(const struct llm_stats *, bool show);
 
-/* The run's totals, for --metrics (llm.h: llm_stats_rows &c). */
-const struct llm_stats *account_stats(const struct account *);
+/* Is accounting on (not --no-llm)? */
+bool		 account_on(const struct account *);
 
 /* A request is about to be forwarded to an allowed destination: when it
  * is an accounted call, c->req.llm is set. */

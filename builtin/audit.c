@@ -266,6 +266,8 @@ audit_log(struct audit *a, const struct audit_event *e)
 	STR("secret", e->secret);
 	STR("reason", e->reason);
 	STR("upstream", e->upstream);
+	if (e->sandbox != NULL)
+		STR("sandbox", e->sandbox);
 	if (e->llm != NULL) {
 		const struct audit_llm *l = e->llm;
 

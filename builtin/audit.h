@@ -45,6 +45,7 @@ struct audit_event {
 	const char	*upstream;	/* the corporate proxy used (no
 					   password), or NULL: direct */
 	const struct audit_llm *llm;	/* "llm" events, else NULL */
+	const char	*sandbox;	/* the daemon's: whose; else NULL */
 };
 
 /* path "-" means stderr. NULL with errno when the file cannot be opened. */

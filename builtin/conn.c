@@ -10,14 +10,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
-
-#include <openssl/crypto.h>
 
 #include "builtin/account.h"
 #include "builtin/audit.h"
@@ -30,6 +32,7 @@
 #include "builtin/policy.h"
 #include "builtin/secrets.h"
 #include "builtin/proxy.h"
+#include "builtin/sandbox.h"
 #include "builtin/tunnel.h"
 #include "common/log.h"
 #include "common/xmalloc.h"
@@ -52,6 +55,7 @@ status_text(int status)
 	case 400: return "Bad Request";
 	case 403: return "Forbidden";
 	case 404: return "Not Found";
+	case 407: return "Proxy Authentication Required";
 	case 408: return "Request Timeout";
 	case 421: return "Misdirected Request";
 	case 429: return "Too Many Requests";
@@ -132,6 +136,10 @@ conn_new(struct server *srv, int fd, const struct sockaddr *peer,
 	c->state = CONN_HEAD;
 	if (peerlen <= sizeof c->peer)
 		memcpy(&c->peer, peer, peerlen);
+	if (srv->sb != NULL) {		/* a single run's: no question */
+		c->sb = sandbox_ref(srv->sb);
+		c->sb->n.conns++;
+	}
 	conn_set_client(c, bufferevent_socket_new(srv->base, fd, 0));
 	c->timer = evtimer_new(srv->base, on_timer, c);
 	set_timer(c, PROXY_HEAD_TIMEOUT);
@@ -199,13 +207,20 @@ audit_with(struct conn *c, const char *event, const char *decision,
 	e.secret = r->secret;
 	e.llm = llm;
 	e.upstream = r->via ? r->via->display : NULL;
+	e.sandbox = c->srv->multi && c->sb != NULL ? c->sb->id : NULL;
 	audit_log(c->srv->audit, &e);
 	hooks_emit(c->srv->hooks, &e, c->mitm || r->origin_tls);
+	if (c->sb != NULL && c->sb->hooks != NULL)
+		hooks_emit(c->sb->hooks, &e, c->mitm || r->origin_tls);
 	metrics_audit(c->srv->metrics, &e);
 	if (llm != NULL || strcmp(event, "budget") == 0)
 		return;		/* the request's own event counts bytes */
 	c->srv->stats.bytes_up += r->bytes_up;
 	c->srv->stats.bytes_down += r->bytes_down;
+	if (c->sb != NULL) {
+		c->sb->n.bytes_up += r->bytes_up;
+		c->sb->n.bytes_down += r->bytes_down;
+	}
 }
 
 static void
@@ -238,6 +253,7 @@ void
 conn_free(struct conn *c)
 {
 	request_reset(c);
+	sandbox_unref(c->sb);
 	free(c);
 }
 
@@ -350,6 +366,8 @@ respond_error(struct conn *c, int status, const char *reason,
 		c->req.rule = rule;
 	if (status == 403) {
 		c->srv->stats.denied++;
+		if (c->sb != NULL)
+			c->sb->n.denials++;
 		conn_audit(c, "deny", "deny", reason);
 	} else {
 		/* After an allow decision the rule is the allowing one. */
@@ -364,10 +382,11 @@ respond_error(struct conn *c, int status, const char *reason,
 	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n"
 	    "Content-Type: %s\r\n"
 	    "Content-Length: %d\r\n"
-	    "X-Egress-Run-Reason: %s\r\n"
+	    "X-Egress-Run-Reason: %s\r\n%s"
 	    "Connection: close\r\n\r\n", status, status_text(status),
 	    json ? "application/json" : "text/plain; charset=utf-8", blen,
-	    safe);
+	    safe, status == 407 ? "Proxy-Authenticate: Basic "
+	    "realm=\"egress-run\"\r\n" : "");
 	if (!c->req.head)
 		evbuffer_add(out, body, (size_t)blen);
 	conn_finish(c);
@@ -386,8 +405,8 @@ conn_reply(struct conn *c, int status, const char *headers, const void *body,
 	http_fwd_origin_free(c->origin);
 	c->origin = NULL;
 	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n%sContent-Length: %zu\r\n"
-	    "Connection: close\r\n\r\n", status, status_text(status),
-	    headers, len);
+	    "Connection: close\r\n\r\n", status, status == 200 ? "OK" :
+	    status_text(status), headers, len);
 	if (!c->req.head)
 		evbuffer_add(out, body, len);
 	c->req.bytes_down += evbuffer_get_length(out);
@@ -586,15 +605,16 @@ conn_forward(struct conn *c, uint16_t port)
 	c->srv->stats.forwards++;
 	c->state = CONN_DIAL;
 	bufferevent_disable(c->client, EV_READ);
-	c->dial = dial_start(c->srv, &c->req.dest, DIAL_FORWARD,
+	c->dial = dial_start(c->srv, NULL, &c->req.dest, DIAL_FORWARD,
 	    forward_dialed, c);
 }
 
 static void
 start_connect(struct conn *c, const struct http_request *req, size_t headlen)
 {
-	struct verdict	v;
-	int		r;
+	struct verdict	 v;
+	const char	*why;
+	int		 r;
 
 	c->req.door = "connect";
 	r = addr_parse_authority(req->authority.p, req->authority.len, 0,
@@ -604,13 +624,17 @@ start_connect(struct conn *c, const struct http_request *req, size_t headlen)
 		conn_error(c, 400, addr_strerror(r), NULL);
 		return;
 	}
-	policy_check_dest(c->srv->policy, &c->req.dest, &v);
+	policy_check_dest(c->sb->policy, &c->req.dest, &v);
 	if (!v.allow) {
 		conn_error(c, 403, v.reason, v.rule);
 		return;
 	}
 	c->req.rule = v.rule;
-	if (mitm_wanted(c->srv, &c->req.dest)) {
+	if ((why = sandbox_tunnel_refusal(c->sb, &c->req.dest)) != NULL) {
+		conn_error(c, 403, why, "git-ssh");
+		return;
+	}
+	if (mitm_wanted(c->srv, c->sb, &c->req.dest)) {
 		static const char ok[] = "HTTP/1.1 200 Connection established"
 		    "\r\n\r\n";
 		conn_intercept(c, ok, sizeof ok - 1);
@@ -620,8 +644,8 @@ start_connect(struct conn *c, const struct http_request *req, size_t headlen)
 	/* Reading goes on while the origin is dialled (up to the high
 	 * watermark: client_read), so a client that resets is noticed at
 	 * once; what it sends goes to the origin first. */
-	c->dial = dial_start(c->srv, &c->req.dest, DIAL_STREAM, connect_dialed,
-	    c);
+	c->dial = dial_start(c->srv, c->sb->policy, &c->req.dest, DIAL_STREAM,
+	    connect_dialed, c);
 }
 
 static void
@@ -643,7 +667,7 @@ start_forward(struct conn *c, const struct http_request *req,
 		conn_error(c, 400, addr_strerror(r), NULL);
 		return;
 	}
-	policy_check_dest(c->srv->policy, &c->req.dest, &v);
+	policy_check_dest(c->sb->policy, &c->req.dest, &v);
 	if (!v.allow) {
 		conn_error(c, 403, v.reason, v.rule);
 		return;
@@ -691,7 +715,7 @@ start_inner(struct conn *c, const struct http_request *req, size_t headlen)
 		conn_error(c, 421, why, NULL);
 		return;
 	}
-	policy_check_dest(c->srv->policy, &c->req.dest, &v);
+	policy_check_dest(c->sb->policy, &c->req.dest, &v);
 	if (!v.allow) {
 		conn_error(c, 403, v.reason, v.rule);
 		return;
@@ -739,13 +763,94 @@ start_gateway(struct conn *c, const struct http_request *req, size_t headlen)
 	}
 	free(c->req.path);
 	c->req.path = xstrndup(c->req.target, strcspn(c->req.target, "?"));
-	policy_check_dest(c->srv->policy, &c->req.dest, &v);
+	policy_check_dest(c->sb->policy, &c->req.dest, &v);
 	if (!v.allow) {
 		conn_error(c, 403, v.reason, v.rule);
 		return;
 	}
 	c->req.rule = v.rule;
 	http_fwd_start(c, req, headlen);
+}
+
+/*
+ * Proxy credentials "Basic base64(ID:TOKEN)" into user (NUL-terminated)
+ * and the token (in buf). Returns 0, or -1 when they are not that.
+ */
+static int
+basic_creds(struct http_slice v, unsigned char *buf, size_t bufsize,
+    char *user, size_t usersize, const char **pass, size_t *passlen)
+{
+	const unsigned char	*colon;
+	size_t			 len, pad = 0, ulen;
+	int			 n;
+
+	if (v.len < 7 || strncasecmp(v.p, "Basic ", 6) != 0)
+		return -1;
+	v.p += 6;
+	v.len -= 6;
+	while (v.len > 0 && v.p[0] == ' ') {
+		v.p++;
+		v.len--;
+	}
+	if (v.len == 0 || v.len % 4 != 0 || v.len / 4 * 3 > bufsize)
+		return -1;
+	if ((n = EVP_DecodeBlock(buf, (const unsigned char *)v.p,
+	    (int)v.len)) < 0)
+		return -1;
+	while (pad < 2 && v.p[v.len - 1 - pad] == '=')
+		pad++;
+	len = (size_t)n - pad;
+	if ((colon = memchr(buf, ':', len)) == NULL ||
+	    (ulen = (size_t)(colon - buf)) >= usersize ||
+	    memchr(buf, '\0', len) != NULL)
+		return -1;
+	memcpy(user, buf, ulen);
+	user[ulen] = '\0';
+	*pass = (const char *)colon + 1;
+	*passlen = len - ulen - 1;
+	return 0;
+}
+
+/*
+ * Whose request is this (sandbox.c)? Refused here, before anything else
+ * happens, when nobody's: 403, or 407 for missing or wrong credentials.
+ */
+static int
+attribute(struct conn *c, const struct http_request *req)
+{
+	const struct http_header	*h = NULL;
+	unsigned char			 buf[768];
+	char				 user[256];
+	const char			*pass = NULL, *why = NULL;
+	size_t				 passlen = 0;
+	int				 st = 0;
+	bool				 have = false;
+
+	if (c->srv->sandboxes != NULL && c->srv->sb == NULL && !c->mitm)
+		h = http_header_find(req->headers, req->nheaders,
+		    "proxy-authorization");
+	if (h != NULL) {
+		if (basic_creds(h->value, buf, sizeof buf, user, sizeof user,
+		    &pass, &passlen) == 0)
+			have = true;
+		else {
+			st = 407;
+			why = "proxy credentials must be Basic ID:TOKEN";
+		}
+	}
+	if (st == 0)
+		st = sandbox_attribute(c, have ? user : NULL, pass, passlen,
+		    &why);
+	OPENSSL_cleanse(buf, sizeof buf);
+	if (st == 0) {
+		c->sb->n.requests++;
+		return 0;
+	}
+	c->req.door = c->mitm ? c->tunnel_door : req->form ==
+	    HTTP_FORM_AUTHORITY ? "connect" : req->form == HTTP_FORM_ORIGIN ?
+	    "gateway" : "http";
+	conn_error(c, st, why, NULL);
+	return -1;
 }
 
 static void
@@ -772,6 +877,8 @@ dispatch(struct conn *c, const struct http_request *req, size_t headlen)
 		plen = q ? (size_t)(q - req->path.p) : req->path.len;
 		c->req.path = xstrndup(req->path.p, plen > 1024 ? 1024 : plen);
 	}
+	if (attribute(c, req) != 0)
+		return;
 	if (c->mitm) {
 		start_inner(c, req, headlen);
 		return;

@@ -33,6 +33,7 @@
 
 struct dial {
 	struct server			*srv;
+	const struct policy		*policy;	/* the sandbox's */
 	struct dest			 dest;
 	enum dial_mode			 mode;
 	dial_cb				*cb;
@@ -132,7 +133,7 @@ guard(struct dial *d)
 	for (size_t i = 0; i < d->ncand; i++) {
 		struct verdict v;
 
-		policy_check_addr(d->srv->policy, &d->dest,
+		policy_check_addr(d->policy, &d->dest,
 		    (struct sockaddr *)&d->cand[i], d->pinned, &v);
 		if (!v.allow) {
 			fail(d, 403, EACCES, v.rule, "%s", v.reason);
@@ -336,14 +337,15 @@ step(evutil_socket_t fd, short what, void *arg)
 }
 
 struct dial *
-dial_start(struct server *srv, const struct dest *dest, enum dial_mode mode,
-    dial_cb *cb, void *arg)
+dial_start(struct server *srv, const struct policy *policy,
+    const struct dest *dest, enum dial_mode mode, dial_cb *cb, void *arg)
 {
 	struct dial			*d = xcalloc(1, sizeof *d);
 	struct evutil_addrinfo		 hints;
 	struct evdns_getaddrinfo_request *req;
 
 	d->srv = srv;
+	d->policy = policy;
 	d->dest = *dest;
 	d->mode = mode;
 	d->cb = cb;
@@ -352,8 +354,8 @@ dial_start(struct server *srv, const struct dest *dest, enum dial_mode mode,
 	d->via = mode == DIAL_FORWARD ? NULL : upstream_route(srv->upstream,
 	    mode == DIAL_HTTP, dest);
 
-	d->ncand = mode == DIAL_FORWARD ? 0 : policy_pinned(srv->policy, dest,
-	    d->cand, DIAL_MAX_CANDIDATES);
+	d->ncand = policy == NULL ? 0 : policy_pinned(policy, dest, d->cand,
+	    DIAL_MAX_CANDIDATES);
 	d->have_target = true;
 	if (d->ncand > 0) {
 		d->pinned = true;

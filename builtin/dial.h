@@ -18,6 +18,7 @@
 struct dest;
 struct proxy_url;
 struct dial;
+struct policy;
 struct server;
 
 struct dial_result {
@@ -55,8 +56,9 @@ enum dial_mode {
 /* fd is the connected socket (non-blocking) when status is 0, else -1. */
 typedef void	 dial_cb(int fd, const struct dial_result *, void *);
 
-struct dial	*dial_start(struct server *, const struct dest *,
-		    enum dial_mode, dial_cb *, void *);
+/* policy: the sandbox's (pins, address guard); NULL for DIAL_FORWARD. */
+struct dial	*dial_start(struct server *, const struct policy *,
+		    const struct dest *, enum dial_mode, dial_cb *, void *);
 /* Abandon a dial whose callback has not run yet. */
 void		 dial_cancel(struct dial *);
 

@@ -27,6 +27,7 @@
 #include "builtin/http_parse.h"
 #include "builtin/mitm.h"
 #include "builtin/proxy.h"
+#include "builtin/sandbox.h"
 #include "common/log.h"
 #include "common/xmalloc.h"
 #include "launcher/config.h"
@@ -689,7 +690,8 @@ try_send(struct delivery *d)
 	d->tries++;
 	evtimer_add(d->timer, &tv);
 	/* The answer always comes on a later loop turn. */
-	d->dial = dial_start(h->hooks->srv, &h->spec.dest, DIAL_HOOK, dialed,
+	d->dial = dial_start(h->hooks->srv, h->hooks->srv->sb != NULL ?
+	    h->hooks->srv->sb->policy : NULL, &h->spec.dest, DIAL_HOOK, dialed,
 	    d);
 }
 

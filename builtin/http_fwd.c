@@ -29,7 +29,9 @@
 #include "builtin/policy.h"
 #include "builtin/secrets.h"
 #include "builtin/proxy.h"
+#include "builtin/gitguard.h"
 #include "builtin/rules.h"
+#include "builtin/sandbox.h"
 #include "common/log.h"
 #include "common/xmalloc.h"
 #include "upstream/proxy_url.h"
@@ -53,7 +55,12 @@ static void	origin_write(struct bufferevent *, void *);
 static void	origin_event(struct bufferevent *, short, void *);
 static void	pump_request(struct conn *);
 static void	pump_collect(struct conn *);
+#define COLLECT_COPY_MAX	(1024 * 1024)	/* a gathered body kept for a
+						   retry */
+
 static bool	rules_gate(struct conn *, const struct http_request *);
+static bool	git_gate(struct conn *, const struct http_request *);
+static void	git_refuse(struct conn *, struct gitguard_verdict *);
 static ssize_t	move_chunked(struct evbuffer *, struct evbuffer *,
 		    struct http_chunked *, size_t, bool, struct conn *);
 static void	emit_up(void *, const void *, size_t);
@@ -179,7 +186,7 @@ request_line(struct conn *c, struct evbuffer *out)
 		struct sockaddr_storage	pin;
 		char			a[64];
 
-		if (policy_pinned(c->srv->policy, &r->dest, &pin, 1) == 1) {
+		if (policy_pinned(c->sb->policy, &r->dest, &pin, 1) == 1) {
 			addr_ntop((struct sockaddr *)&pin, a, sizeof a);
 			evbuffer_add_printf(out, pin.ss_family == AF_INET6 ?
 			    "http://[%s]:%u" : "http://%s:%u", a, r->dest.port);
@@ -224,13 +231,18 @@ attach(struct conn *c, struct origin *o)
 		c->req.bytes_up += evbuffer_get_length(c->req.out_head);
 		evbuffer_add(whole, evbuffer_pullup(c->req.out_head, -1),
 		    evbuffer_get_length(c->req.out_head));
+		size_t n = c->req.collect != NULL ?
+		    evbuffer_get_length(c->req.collect) : 0;
+		bool big = n > COLLECT_COPY_MAX;
+
 		if (c->req.collect != NULL) {
-			/* Copied, not moved: a retry sends it again. */
-			size_t n = evbuffer_get_length(c->req.collect);
+			/* Copied, not moved: a retry sends it again -- but a
+			 * big one (a git push) is moved, and not retried. */
 			evbuffer_add_printf(whole, "Content-Length: %zu\r\n"
 			    "\r\n", n);
-			evbuffer_add(whole, evbuffer_pullup(c->req.collect, -1),
-			    n);
+			if (!big)
+				evbuffer_add(whole, evbuffer_pullup(
+				    c->req.collect, -1), n);
 			c->req.bytes_up += n;
 		} else
 			evbuffer_add(whole, "\r\n", 2);
@@ -240,6 +252,10 @@ attach(struct conn *c, struct origin *o)
 		OPENSSL_cleanse(evbuffer_pullup(whole, -1),
 		    evbuffer_get_length(whole));
 		evbuffer_free(whole);
+		if (big) {
+			evbuffer_add_buffer(out, c->req.collect);
+			c->req.retried = true;
+		}
 	}
 	c->req.secret = c->req.secret_pending;
 	if ((bufferevent_get_enabled(o->bev) & (EV_READ | EV_WRITE)) !=
@@ -333,7 +349,10 @@ acquire(struct conn *c)
 			k[++hl] = num[--nl];
 		k[hl + 1] = '\0';
 	}
-	if (!r->retried && (o = pool_get(c->srv, r->pool_key)) != NULL) {
+	/* A big gathered body cannot be sent twice: a fresh connection. */
+	if (!r->retried && (r->collect == NULL ||
+	    evbuffer_get_length(r->collect) <= COLLECT_COPY_MAX) &&
+	    (o = pool_get(c->srv, r->pool_key)) != NULL) {
 		r->reused = true;
 		attach(c, o);
 		return;
@@ -345,8 +364,8 @@ acquire(struct conn *c)
 	if (evbuffer_get_length(bufferevent_get_input(c->client)) >=
 	    PROXY_HIGH_WATER)
 		bufferevent_disable(c->client, EV_READ);
-	c->dial = dial_start(c->srv, &r->dest, r->origin_tls ? DIAL_STREAM :
-	    DIAL_HTTP, dialed, c);
+	c->dial = dial_start(c->srv, c->sb->policy, &r->dest, r->origin_tls ?
+	    DIAL_STREAM : DIAL_HTTP, dialed, c);
 }
 
 /* Append one header line. */
@@ -401,7 +420,7 @@ void
 http_fwd_start(struct conn *c, const struct http_request *req, size_t headlen)
 {
 	struct request		*r = &c->req;
-	const struct secrets	*sec = c->srv->secrets;
+	const struct secrets	*sec = c->sb->secrets;
 	struct evbuffer		*h = evbuffer_new();
 	bool			 bound, rechunk = false;
 	bool			 skip[HTTP_MAX_HEADERS];
@@ -414,11 +433,11 @@ http_fwd_start(struct conn *c, const struct http_request *req, size_t headlen)
 	if (r->target == NULL)
 		r->target = xstrndup(req->path.p, req->path.len);
 	/* What the agent may do where it goes. */
-	if (rules_gate(c, req))
+	if (git_gate(c, req) || rules_gate(c, req))
 		return;
 	/* An LLM call is accounted; its body is read first when small. */
 	account_request(c, req);
-	collect = r->rules_body || account_collect(c, req);
+	collect = r->rules_body || r->git_push || account_collect(c, req);
 
 	/* A host with secret bindings: its header set, placeholders in
 	 * headers and body replaced by values. */
@@ -456,7 +475,8 @@ http_fwd_start(struct conn *c, const struct http_request *req, size_t headlen)
 		if (skip[i] || http_slice_eq(hd->name, "host") ||
 		    underscore_alias(hd) || account_drops_header(c,
 		    hd->name.p, hd->name.len) || ((rechunk || collect) &&
-		    http_slice_eq(hd->name, "content-length")))
+		    http_slice_eq(hd->name, "content-length")) || (collect &&
+		    http_slice_eq(hd->name, "expect")))
 			continue;
 		if (bound) {
 			if (injected(sec, idx, nidx, hd))
@@ -504,8 +524,15 @@ http_fwd_start(struct conn *c, const struct http_request *req, size_t headlen)
 		 * first; a chunked one is decoded. */
 		r->collect = evbuffer_new();
 		r->collect_chunked = req->body == HTTP_BODY_CHUNKED;
-		r->subst_whole = bound;
+		/* A push is passed on as pushed: a placeholder committed
+		 * must not become the secret in a repository. */
+		r->subst_whole = bound && !r->git_push;
 		c->state = CONN_BODY;
+		/* The origin sees the request only once the body is here:
+		 * the go-ahead is ours to give. */
+		if (req->expect_continue && req->minor >= 1)
+			evbuffer_add(bufferevent_get_output(c->client),
+			    "HTTP/1.1 100 Continue\r\n\r\n", 25);
 		conn_set_timeout(c, PROXY_HEAD_TIMEOUT);
 		pump_collect(c);
 		return;
@@ -528,7 +555,7 @@ collected(struct conn *c)
 		size_t			n = evbuffer_get_length(r->collect);
 		int			rr;
 
-		rr = rules_eval_body(c->srv->rules, r->method, strlen(r->method),
+		rr = rules_eval_body(c->sb->rules, r->method, strlen(r->method),
 		    &r->dest, r->target, strlen(r->target), (const char *)
 		    evbuffer_pullup(r->collect, -1), n, &v);
 		if (rr < 0 || v.action == RULES_DENY) {
@@ -538,9 +565,21 @@ collected(struct conn *c)
 		if (v.rule != NULL)
 			r->rule = v.rule;
 	}
+	if (r->git_push) {
+		struct gitguard_verdict gv;
+
+		(void)gitguard_push(c->sb->git, &r->dest, r->target,
+		    strlen(r->target), evbuffer_pullup(r->collect, -1),
+		    evbuffer_get_length(r->collect), 0, &gv);
+		if (gv.action == GITGUARD_REFUSE) {
+			git_refuse(c, &gv);
+			return;
+		}
+		gitguard_verdict_clear(&gv);
+	}
 	account_body(c, r->collect);
 	if (r->subst_whole) {
-		struct subst *sb = secrets_subst_new(c->srv->secrets, &r->dest);
+		struct subst *sb = secrets_subst_new(c->sb->secrets, &r->dest);
 
 		r->xbuf = evbuffer_new();
 		secrets_subst_feed(sb, evbuffer_pullup(r->collect, -1),
@@ -568,6 +607,8 @@ pump_collect(struct conn *c)
 	size_t		 n = evbuffer_get_length(in);
 	ssize_t		 m;
 
+	if (n > 0)	/* the timeout is for a stall, not the whole body */
+		conn_set_timeout(c, PROXY_HEAD_TIMEOUT);
 	if (!r->collect_chunked) {
 		if (n > r->req_left)
 			n = (size_t)r->req_left;
@@ -582,7 +623,19 @@ pump_collect(struct conn *c)
 		conn_close(c, "bad chunked framing in the request body");
 		return;
 	}
-	if (evbuffer_get_length(r->collect) > RULES_BODY_MAX) {
+	if (r->git_push && evbuffer_get_length(r->collect) >
+	    GITGUARD_BODY_MAX) {
+		struct gitguard_verdict gv;
+
+		(void)gitguard_push(c->sb->git, &r->dest, r->target,
+		    strlen(r->target), evbuffer_pullup(r->collect,
+		    GITGUARD_BODY_MAX), GITGUARD_BODY_MAX, GITGUARD_TRUNCATED,
+		    &gv);
+		git_refuse(c, &gv);
+		return;
+	}
+	if (!r->git_push && evbuffer_get_length(r->collect) >
+	    RULES_BODY_MAX) {
 		conn_deny_json(c, "the request body is over 256 KiB, more than "
 		    "a request rule can judge", NULL);
 		return;
@@ -606,6 +659,72 @@ method_override(const struct http_request *req)
 }
 
 /*
+ * The git push guard, for the repositories' hosts: fetches of repositories
+ * not allowed, WebDAV, and pushes refused here; a push to judge is
+ * gathered first (r->git_push). Returns true when the request was refused.
+ */
+static bool
+git_gate(struct conn *c, const struct http_request *req)
+{
+	struct request			*r = &c->req;
+	const struct gitguard		*g = c->sb->git;
+	const struct http_header	*ce;
+	struct gitguard_verdict		 v;
+	unsigned			 flags = 0;
+
+	if (g == NULL || !gitguard_names_host(g, &r->dest))
+		return false;
+	(void)gitguard_request(g, r->method, strlen(r->method), &r->dest,
+	    r->target, strlen(r->target), &v);
+	if (v.action == GITGUARD_REFUSE) {
+		git_refuse(c, &v);
+		return true;
+	}
+	if (v.action != GITGUARD_NEED_BODY)
+		return false;
+	/* git never compresses a push; a body we cannot read is refused,
+	 * as is one too big to hold. */
+	ce = http_header_find(req->headers, req->nheaders, "content-encoding");
+	if (ce != NULL && !http_slice_eq(ce->value, "identity"))
+		flags = GITGUARD_ENCODED;
+	else if (req->body == HTTP_BODY_LENGTH &&
+	    req->content_length > GITGUARD_BODY_MAX)
+		flags = GITGUARD_TRUNCATED;
+	if (flags != 0) {
+		(void)gitguard_push(g, &r->dest, r->target, strlen(r->target),
+		    (const uint8_t *)"", 0, flags, &v);
+		git_refuse(c, &v);
+		return true;
+	}
+	r->git_push = true;
+	return false;
+}
+
+/* The guard's answer, in git's terms (a status report, or text git shows
+ * as "remote: ..."), and a deny event. */
+static void
+git_refuse(struct conn *c, struct gitguard_verdict *v)
+{
+	char	 safe[256], *headers;
+	size_t	 i;
+
+	for (i = 0; v->reason[i] != '\0' && i < sizeof safe - 1; i++)
+		safe[i] = (unsigned char)v->reason[i] < 0x20 ? ' ' :
+		    v->reason[i];
+	safe[i] = '\0';
+	c->req.status = v->status;
+	c->req.rule = v->rule;
+	c->srv->stats.denied++;
+	c->sb->n.denials++;
+	conn_audit(c, "deny", "deny", safe);
+	headers = xprintf("Content-Type: %s\r\nCache-Control: no-cache\r\n"
+	    "X-Egress-Run-Reason: %s\r\n", v->content_type, safe);
+	conn_reply(c, v->status, headers, v->body, v->bodylen);
+	free(headers);
+	gitguard_verdict_clear(v);
+}
+
+/*
  * Request rules (first match wins; none: host policy decided). Returns
  * true when the request was refused. A rule that judges the body marks it
  * to be gathered first (r->rules_body).
@@ -618,7 +737,7 @@ rules_gate(struct conn *c, const struct http_request *req)
 	struct rule_verdict		 v;
 	int				 rr;
 
-	if (c->srv->rules == NULL || !rules_names_host(c->srv->rules,
+	if (c->sb->rules == NULL || !rules_names_host(c->sb->rules,
 	    &r->dest))
 		return false;
 	if (method_override(req)) {
@@ -626,7 +745,7 @@ rules_gate(struct conn *c, const struct http_request *req)
 		    "where request rules apply", NULL);
 		return true;
 	}
-	rr = rules_eval(c->srv->rules, r->method, strlen(r->method), &r->dest,
+	rr = rules_eval(c->sb->rules, r->method, strlen(r->method), &r->dest,
 	    r->target, strlen(r->target), &v);
 	if (rr < 0 || v.action == RULES_DENY) {
 		conn_deny_json(c, v.reason, v.rule);
@@ -650,7 +769,7 @@ rules_gate(struct conn *c, const struct http_request *req)
 	}
 	if (req->body == HTTP_BODY_NONE ||
 	    (req->body == HTTP_BODY_LENGTH && req->content_length == 0)) {
-		rr = rules_eval_body(c->srv->rules, r->method,
+		rr = rules_eval_body(c->sb->rules, r->method,
 		    strlen(r->method), &r->dest, r->target, strlen(r->target),
 		    "", 0, &v);
 		if (rr < 0 || v.action == RULES_DENY) {

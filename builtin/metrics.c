@@ -28,6 +28,7 @@
 #include "builtin/llm.h"
 #include "builtin/metrics.h"
 #include "builtin/proxy.h"
+#include "builtin/sandbox.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "common/xmalloc.h"
@@ -437,7 +438,7 @@ serve(struct scrape *s, const struct http_request *req)
 		snap.conns_open = srv->nconns;
 		snap.bytes_up = srv->stats.bytes_up;
 		snap.bytes_down = srv->stats.bytes_down;
-		snap.llm = account_stats(srv->account);
+		snap.llm = srv->sb != NULL ? srv->sb->llm : NULL;
 		snap.hooks = srv->hooks;
 	}
 	text = metrics_format(s->m, &snap, &len);

@@ -23,7 +23,7 @@
 #include "builtin/certs.h"
 #include "builtin/mitm.h"
 #include "builtin/policy.h"
-#include "builtin/rules.h"
+#include "builtin/sandbox.h"
 #include "builtin/secrets.h"
 #include "builtin/proxy.h"
 #include "common/log.h"
@@ -102,12 +102,11 @@ mitm_free(struct mitm *m)
 }
 
 bool
-mitm_wanted(const struct server *srv, const struct dest *d)
+mitm_wanted(const struct server *srv, const struct sandbox *sb,
+    const struct dest *d)
 {
 	return srv->mitm != NULL && srv->mitm->certs != NULL &&
-	    (secrets_for_host(srv->secrets, d) ||
-	    account_host(srv->account, d) ||
-	    rules_names_host(srv->rules, d)) && !mitm_excluded(srv->mitm, d);
+	    sandbox_intercepts(srv, sb, d) && !mitm_excluded(srv->mitm, d);
 }
 
 bool

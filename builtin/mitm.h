@@ -16,6 +16,7 @@ struct config;
 struct conn;
 struct dest;
 struct mitm;
+struct sandbox;
 struct server;
 
 /*
@@ -45,9 +46,11 @@ void		 mitm_start(struct conn *, const void *hello, size_t);
 void		 mitm_client_ready(struct conn *);
 void		 mitm_client_failed(struct conn *);
 
-/* Should a tunnel to dest be intercepted? Hosts with secret bindings,
- * unless --no-mitm names them. */
-bool		 mitm_wanted(const struct server *, const struct dest *);
+/* Should the sandbox's tunnel to dest be intercepted? Hosts of its secret
+ * bindings, rules and git guard, and LLM hosts; unless --no-mitm names
+ * them. */
+bool		 mitm_wanted(const struct server *, const struct sandbox *,
+		    const struct dest *);
 
 /* The origin leg: a TLS client bufferevent over a connected socket,
  * verifying dest's certificate (system roots + --upstream-ca). */

@@ -50,6 +50,8 @@ struct subst;
 struct gateways;
 struct account;
 struct rules;
+struct sandbox;
+struct sandbox_list;
 struct hooks;
 struct metrics;
 struct audit_llm;
@@ -89,15 +91,18 @@ struct listener {
 struct server {
 	struct event_base	*base;
 	const struct config	*cfg;
-	struct policy		*policy;
+	struct sandbox		*sb;		/* whose traffic this is: the
+						   run's one sandbox, or NULL
+						   (daemon: per connection) */
+	struct sandbox_list	*sandboxes;	/* daemon and --control: the
+						   registry (sandbox.c) */
+	bool			 multi;		/* events name the sandbox */
 	struct audit		*audit;
 	struct evdns_base	*dns;
 	struct upstream		*upstream;	/* corporate proxy, or NULL */
 	struct mitm		*mitm;		/* interception set-up */
-	struct secrets		*secrets;	/* bindings (maybe none) */
 	struct gateways		*gateways;	/* --gateway (maybe none) */
 	struct account		*account;	/* LLM accounting */
-	struct rules		*rules;		/* request rules (maybe none) */
 	struct hooks		*hooks;		/* --hook (maybe none) */
 	struct metrics		*metrics;	/* --metrics, or NULL */
 	char			*ca_file;	/* interception CA, or NULL */
@@ -113,8 +118,6 @@ struct server {
 	char			 host[64];	/* for clients: 127.0.0.1 */
 	unsigned		 port;
 	unsigned		 max_conns;
-	char			*proxy_user;	/* proxy credentials, or NULL */
-	char			*proxy_pass;
 
 	struct conn_list	 conns;
 	unsigned		 nconns;
@@ -190,6 +193,7 @@ struct request {
 						   body */
 	bool			 rules_body;	/* a rule judges the gathered
 						   body */
+	bool			 git_push;	/* the git guard judges it */
 	bool			 collect_chunked; /* gathering decodes chunks */
 	bool			 reframe;	/* response filtered: decoded
 						   and re-chunked */
@@ -202,6 +206,8 @@ struct request {
 struct conn {
 	uint64_t		 id;
 	struct server		*srv;
+	struct sandbox		*sb;		/* a reference; NULL until the
+						   connection is attributed */
 	TAILQ_ENTRY(conn)	 entry;
 	enum conn_state		 state;
 	struct bufferevent	*client;	/* NULL once a tunnel owns fd */
@@ -226,6 +232,7 @@ struct conn {
 
 /* server.c */
 long long	 server_now_ms(void);
+void		 server_local_addrs(struct policy *);
 void		 server_conn_dead(struct server *, struct conn *);
 
 /* conn.c */

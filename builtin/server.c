@@ -29,9 +29,10 @@
 #include "builtin/http_fwd.h"
 #include "builtin/metrics.h"
 #include "builtin/mitm.h"
-#include "builtin/rules.h"
+#include "builtin/sandbox.h"
 #include "builtin/secrets.h"
 #include "builtin/gateway.h"
+#include "builtin/gitguard.h"
 #include "builtin/peer.h"
 #include "builtin/policy.h"
 #include "builtin/proxy.h"
@@ -227,27 +228,9 @@ server_forward(struct server *srv, int fd, uint16_t port)
 	add_listener(srv, fd, false, port);
 }
 
-static int
-load_policy(struct server *srv, const struct config *cfg, char *err,
-    size_t errlen)
-{
-	for (size_t i = 0; i < cfg->allow.n; i++)
-		if (policy_allow(srv->policy, cfg->allow.v[i], err, errlen)
-		    != 0)
-			return -1;
-	for (size_t i = 0; i < cfg->deny.n; i++)
-		if (policy_deny(srv->policy, cfg->deny.v[i], err, errlen) != 0)
-			return -1;
-	for (size_t i = 0; i < cfg->resolve.n; i++)
-		if (policy_pin(srv->policy, cfg->resolve.v[i], err, errlen)
-		    != 0)
-			return -1;
-	return 0;
-}
-
 /* This host's own addresses are guarded like loopback (SPEC §5). */
-static void
-add_local_addrs(struct policy *p)
+void
+server_local_addrs(struct policy *p)
 {
 	struct ifaddrs *ifa, *i;
 
@@ -328,93 +311,38 @@ open_listener(struct server *srv, const char *listen_spec, char *err,
 }
 
 /*
- * Request rules, in order: --rule and the file's rules first, then the
- * presets (so a user's allow can make an exception to a preset). A rule
- * whose host is also --no-mitm could not be enforced: that is an error.
+ * The interception CA and TLS contexts: for secret bindings, LLM hosts
+ * (accounting reads their requests and responses), hosts that rules or the
+ * git guard name, and always for many sandboxes (a registration may ask for
+ * any of these).
  */
 static int
-load_rules(struct server *srv, const struct config *cfg, char *err,
+setup_mitm(struct server *srv, const struct config *cfg,
+    const struct secrets *secrets, const char *state_dir, char *err,
     size_t errlen)
 {
-	char e[256];
-
-	srv->rules = rules_new();
-	for (size_t i = 0; i < cfg->rules.n; i++) {
-		const char	*spec = cfg->rules.v[i];
-		int		 r;
-
-		if (spec[0] == '{') {		/* an object from the file */
-			cJSON *j = cJSON_Parse(spec);
-			r = rules_add_json(srv->rules, j, e, sizeof e);
-			cJSON_Delete(j);
-		} else
-			r = rules_add_spec(srv->rules, spec, e, sizeof e);
-		if (r != 0) {
-			snprintf(err, errlen, "%s", e);
-			return -1;
-		}
-	}
-	for (size_t i = 0; i < cfg->presets.n; i++)
-		if (rules_add_preset(srv->rules, cfg->presets.v[i], e,
-		    sizeof e) != 0) {
-			snprintf(err, errlen, "--preset '%s': %s",
-			    cfg->presets.v[i], e);
-			return -1;
-		}
-	return 0;
-}
-
-/* A rule no interception can enforce must not look enforced. */
-static int
-check_rules_mitm(struct server *srv, char *err, size_t errlen)
-{
-	for (size_t i = 0; i < rules_count(srv->rules); i++) {
-		const char	*h = rules_host(srv->rules, i);
-		struct dest	 d;
-
-		if (h[0] == '*' && h[1] == '.')
-			h += 2;		/* the apex stands for the domain */
-		if (addr_parse_host(h, strlen(h), &d) == ADDR_OK &&
-		    mitm_excluded(srv->mitm, &d)) {
-			snprintf(err, errlen, "rule '%s' names %s, which is "
-			    "--no-mitm: the rule could not be enforced",
-			    rules_text(srv->rules, i), rules_host(srv->rules,
-			    i));
-			return -1;
-		}
-	}
-	return 0;
-}
-
-/* Interception for the hosts that secret bindings name. */
-static int
-load_secrets(struct server *srv, const struct config *cfg,
-    const char *state_dir, char *err, size_t errlen)
-{
 	char	*ca = NULL;
-	bool	 needed = false;
+	bool	 needed;
 	int	 r = -1;
 
-	/* Interception for secret bindings, for LLM hosts (accounting reads
-	 * their requests and responses) and for hosts rules name. */
-	if (secrets_count(srv->secrets) > 0 || !cfg->no_llm ||
-	    rules_count(srv->rules) > 0)
-		needed = true;
+	needed = srv->sandboxes != NULL || secrets_count(secrets) > 0 ||
+	    !cfg->no_llm || cfg->rules.n > 0 || cfg->presets.n > 0 ||
+	    cfg->git_repos.n > 0;
 	ca = xprintf("%s/egress-run-ca.pem", state_dir);
 	if ((srv->mitm = mitm_new(cfg, needed, gateways_count(srv->gateways) >
 	    0, ca, err, errlen)) == NULL)
 		goto out;
 	if (needed || cfg->ca_cert != NULL)
 		srv->ca_file = xstrdup(ca);
-	for (size_t i = 0; i < secrets_count(srv->secrets); i++) {
-		const char	*h = secrets_host(srv->secrets, i);
+	for (size_t i = 0; i < secrets_count(secrets); i++) {
+		const char	*h = secrets_host(secrets, i);
 		struct dest	 d;
 
 		if (addr_parse_host(h, strlen(h), &d) == ADDR_OK &&
 		    mitm_excluded(srv->mitm, &d))
 			log_warn("--secret %s: %s is --no-mitm, so the secret "
 			    "is injected only into plain-HTTP requests",
-			    secrets_name(srv->secrets, i), h);
+			    secrets_name(secrets, i), h);
 	}
 	r = 0;
 out:
@@ -430,7 +358,6 @@ server_start(struct event_base *base, const struct config *cfg,
 	struct server	*srv = xcalloc(1, sizeof *srv);
 	bool		 owner_only = false;
 
-	srv->secrets = parts->secrets;
 	srv->upstream = parts->upstream;
 	srv->gateways = parts->gateways;
 	*fatal = false;
@@ -442,20 +369,25 @@ server_start(struct event_base *base, const struct config *cfg,
 	TAILQ_INIT(&srv->conns);
 	TAILQ_INIT(&srv->dead);
 	TAILQ_INIT(&srv->pool);
-	srv->policy = policy_new();
-	if (load_policy(srv, cfg, err, errlen) != 0) {
+	if (parts->multi) {
+		srv->sandboxes = xcalloc(1, sizeof *srv->sandboxes);
+		TAILQ_INIT(srv->sandboxes);
+		srv->multi = true;
+	}
+	if ((srv->account = account_new(cfg, err, errlen)) == NULL ||
+	    setup_mitm(srv, cfg, parts->secrets, state_dir, err, errlen) != 0) {
 		*fatal = true;
 		goto fail;
 	}
-	if ((srv->account = account_new(cfg, err, errlen)) == NULL) {
-		*fatal = true;
-		goto fail;
-	}
-	if (load_rules(srv, cfg, err, errlen) != 0 ||
-	    load_secrets(srv, cfg, state_dir, err, errlen) != 0 ||
-	    check_rules_mitm(srv, err, errlen) != 0) {
-		*fatal = true;
-		goto fail;
+	/* The run's own sandbox (none for the daemon: registrations). */
+	if (!parts->daemon) {
+		if ((srv->sb = sandbox_new(srv, "default", cfg, parts->secrets,
+		    NULL, err, errlen)) == NULL) {
+			*fatal = true;
+			goto fail;
+		}
+		if (srv->sandboxes != NULL)
+			sandbox_register(srv, sandbox_ref(srv->sb));
 	}
 	if (cfg->audit != NULL &&
 	    (srv->audit = audit_open(base, cfg->audit)) == NULL) {
@@ -476,8 +408,8 @@ server_start(struct event_base *base, const struct config *cfg,
 		    "connections");
 		goto fail;
 	}
-	policy_set_self(srv->policy, (struct sockaddr *)&srv->laddr);
-	add_local_addrs(srv->policy);
+	if (srv->sb != NULL)
+		policy_set_self(srv->sb->policy, (struct sockaddr *)&srv->laddr);
 
 	srv->dns = evdns_base_new(base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
 	    EVDNS_BASE_DISABLE_WHEN_INACTIVE);
@@ -497,7 +429,7 @@ server_start(struct event_base *base, const struct config *cfg,
 	srv->reap_ev = event_new(base, -1, 0, on_reap, srv);
 	srv->accept_timer = evtimer_new(base, on_accept_timer, srv);
 	add_listener(srv, srv->lfd, owner_only, 0);
-	if (!policy_has_allow(srv->policy))
+	if (srv->sb != NULL && !policy_has_allow(srv->sb->policy))
 		log_warn("notice: no --allow pattern given: every destination "
 		    "that is not denied is allowed");
 	log_info("built-in proxy listening on %s port %u", srv->host,
@@ -506,6 +438,15 @@ server_start(struct event_base *base, const struct config *cfg,
 fail:
 	server_stop(srv);
 	return NULL;
+}
+
+int
+server_git_env(const struct server *srv, char *const *env,
+    struct strlist *out, char *err, size_t errlen)
+{
+	if (srv->sb == NULL || srv->sb->git == NULL)
+		return 0;
+	return gitguard_git_env(srv->sb->git, env, out, err, errlen);
 }
 
 const char *
@@ -561,15 +502,22 @@ server_stop(struct server *srv)
 		    (unsigned long long)st->errors,
 		    (unsigned long long)st->bytes_up,
 		    (unsigned long long)st->bytes_down);
-	account_summary(srv->account, srv->cfg->llm_summary ||
-	    log_enabled(LOG_INFO));
+	if (srv->sb != NULL)
+		account_summary(srv->sb->llm, srv->cfg->llm_summary ||
+		    log_enabled(LOG_INFO));
 	account_free(srv->account);
 	audit_close(srv->audit);
 	if (srv->dns != NULL)
 		evdns_base_free(srv->dns, 0);
-	policy_free(srv->policy);
+	if (srv->sandboxes != NULL) {
+		struct sandbox *sb;
+
+		while ((sb = TAILQ_FIRST(srv->sandboxes)) != NULL)
+			sandbox_drop(srv, sb, NULL);
+		free(srv->sandboxes);
+	}
+	sandbox_unref(srv->sb);
 	mitm_free(srv->mitm);
-	rules_free(srv->rules);
 	free(srv->ca_file);
 	for (size_t i = 0; i < srv->nlisteners; i++) {
 		event_free(srv->listeners[i].ev);

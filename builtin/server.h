@@ -16,6 +16,7 @@ struct secrets;
 struct upstream;
 struct event_base;
 struct server;
+struct strlist;
 
 /*
  * The secret bindings, the upstream and the gateways are the launcher's
@@ -29,6 +30,9 @@ struct server_parts {
 	struct secrets		*secrets;	/* bindings (maybe none) */
 	struct upstream		*upstream;	/* corporate proxy, or NULL */
 	struct gateways		*gateways;	/* --gateway (maybe none) */
+	bool			 multi;		/* a sandbox registry: the
+						   daemon, or --control */
+	bool			 daemon;	/* no sandbox of its own */
 };
 
 struct server	*server_start(struct event_base *, const struct config *,
@@ -42,6 +46,12 @@ unsigned	 server_port(const struct server *);
 /* The interception CA's certificate (PEM, in the state directory) for the
  * child's trust bundle, or NULL when nothing is intercepted. */
 const char	*server_ca_file(const struct server *);
+
+/* For COMMAND's environment: git configuration sending ssh remotes of the
+ * git guard's hosts over HTTPS (gitguard.h), added to out. 0, or -1 with
+ * a one-line warning in err. */
+int		 server_git_env(const struct server *, char *const *env,
+		    struct strlist *out, char *, size_t);
 
 /*
  * Listening sockets handed over from COMMAND's namespace (--isolate): the

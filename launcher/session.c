@@ -84,7 +84,9 @@ on_sigchld(evutil_socket_t fd, short what, void *arg)
 static int
 start_builtin(struct session *s)
 {
-	struct server_parts	parts = { s->secrets, s->upstream, s->gateways };
+	struct server_parts	parts = { .secrets = s->secrets,
+				    .upstream = s->upstream,
+				    .gateways = s->gateways };
 	char			err[1024];
 	bool			fatal;
 
@@ -217,9 +219,16 @@ build_env(struct session *s, const char *self)
 	/* Placeholders whichever proxy runs: with none able to inject, the
 	 * agent's requests fail to authenticate rather than hold a key. */
 	secrets_child_env(s->secrets, &placeholders);
-	if (s->srv != NULL)
+	if (s->srv != NULL) {
+		char err[256];
+
 		gateways_child_env(s->gateways, o.proxy_host, o.proxy_port,
 		    &placeholders);
+		if (server_git_env(s->srv, environ, &placeholders, err,
+		    sizeof err) != 0)
+			log_warn("%s: ssh remotes of --git-repo hosts are not "
+			    "rewritten to https", err);
+	}
 	o.replace = &placeholders;
 	o.trust = s->trust.bundle != NULL ? &s->trust : NULL;
 	o.self = self;

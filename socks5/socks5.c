@@ -21,6 +21,7 @@
 
 #include "builtin/dial.h"
 #include "builtin/mitm.h"
+#include "builtin/sandbox.h"
 #include "builtin/policy.h"
 #include "builtin/proxy.h"
 #include "builtin/tunnel.h"
@@ -57,6 +58,8 @@ refuse(struct conn *c, uint8_t rep, int status, const char *reason,
 		c->req.rule = rule;
 	if (rep == SOCKS5_REP_NOT_ALLOWED) {
 		c->srv->stats.denied++;
+		if (c->sb != NULL)
+			c->sb->n.denials++;
 		conn_audit(c, "deny", "deny", reason);
 	} else {
 		c->srv->stats.errors++;
@@ -180,13 +183,19 @@ request_dest(const struct socks5_request *r, struct dest *d)
 static void
 handle_request(struct conn *c, const struct socks5_request *r, size_t n)
 {
-	struct verdict	v;
-	int		e;
+	struct verdict	 v;
+	const char	*why;
+	int		 e, st;
 
 	/* The name points into the input: copy it, then consume the
 	 * request, before anything takes over the connection. */
 	e = request_dest(r, &c->req.dest);
 	evbuffer_drain(bufferevent_get_input(c->client), n);
+	if ((st = sandbox_attribute(c, NULL, NULL, 0, &why)) != 0) {
+		refuse(c, SOCKS5_REP_NOT_ALLOWED, st, why, NULL);
+		return;
+	}
+	c->sb->n.requests++;
 
 	if (r->cmd != SOCKS5_CMD_CONNECT) {
 		refuse(c, SOCKS5_REP_CMD_UNSUPP, 501, r->cmd == SOCKS5_CMD_BIND ?
@@ -198,14 +207,18 @@ handle_request(struct conn *c, const struct socks5_request *r, size_t n)
 		refuse(c, SOCKS5_REP_HOST_UNREACH, 400, addr_strerror(e), NULL);
 		return;
 	}
-	policy_check_dest(c->srv->policy, &c->req.dest, &v);
+	policy_check_dest(c->sb->policy, &c->req.dest, &v);
 	if (!v.allow) {
 		refuse(c, SOCKS5_REP_NOT_ALLOWED, 403, v.reason, v.rule);
 		return;
 	}
 	c->req.rule = v.rule;
+	if ((why = sandbox_tunnel_refusal(c->sb, &c->req.dest)) != NULL) {
+		refuse(c, SOCKS5_REP_NOT_ALLOWED, 403, why, "git-ssh");
+		return;
+	}
 	evtimer_del(c->timer);
-	if (mitm_wanted(c->srv, &c->req.dest)) {
+	if (mitm_wanted(c->srv, c->sb, &c->req.dest)) {
 		/* A bound host: answer success, then TLS as that host. */
 		uint8_t	reply[SOCKS5_REPLY_MAX];
 		int	len = socks5_build_reply(reply, sizeof reply,
@@ -218,17 +231,10 @@ handle_request(struct conn *c, const struct socks5_request *r, size_t n)
 	c->state = CONN_DIAL;
 	c->socks_state = SOCKS_DIAL;
 	/* Still read (to the watermark) so that a reset is noticed. */
-	c->dial = dial_start(c->srv, &c->req.dest, DIAL_STREAM, dialed, c);
+	c->dial = dial_start(c->srv, c->sb->policy, &c->req.dest, DIAL_STREAM,
+	    dialed, c);
 }
 
-/* Constant-time comparison of a wire slice with a configured string. */
-static int
-same(const char *wire, size_t len, const char *want)
-{
-	size_t wlen = strlen(want);
-
-	return len == wlen && CRYPTO_memcmp(wire, want, len) == 0;
-}
 
 void
 socks5_read(struct conn *c)
@@ -241,7 +247,9 @@ socks5_read(struct conn *c)
 	const uint8_t		*data;
 	size_t			 len;
 	int			 n;
-	bool			 creds = c->srv->proxy_user != NULL;
+	/* The daemon takes proxy credentials (a sandbox's ID and token)
+	 * when the client has them; a source address may do instead. */
+	bool			 creds = false;
 
 	while (c->state == CONN_SOCKS && (len = evbuffer_get_length(in)) > 0) {
 		if (len > SOCKS5_AUTH_MAX)
@@ -257,12 +265,13 @@ socks5_read(struct conn *c)
 				return;
 			}
 			evbuffer_drain(in, (size_t)n);
-			if ((creds && !g.userpass) || (!creds && !g.none)) {
+			creds = g.userpass && c->srv->sandboxes != NULL &&
+			    c->srv->sb == NULL;
+			if (!creds && !g.none) {
 				send_bytes(c, out, socks5_build_method_reply(
 				    out, sizeof out, SOCKS5_METHOD_REFUSED));
-				abandon(c, creds ? "the client offered no "
-				    "username/password authentication" :
-				    "the client offered no method we accept");
+				abandon(c, "the client offered no method we "
+				    "accept");
 				return;
 			}
 			send_bytes(c, out, socks5_build_method_reply(out,
@@ -278,16 +287,22 @@ socks5_read(struct conn *c)
 				abandon(c, socks5_strerror(n));
 				return;
 			}
-			bool ok = same(a.user, a.userlen, c->srv->proxy_user) &
-			    same(a.pass, a.passlen, c->srv->proxy_pass);
+			char user[256];
+			const char *why = NULL;
+			int st;
+
+			memcpy(user, a.user, a.userlen);
+			user[a.userlen] = '\0';
+			st = sandbox_attribute(c, user, (const char *)a.pass,
+			    a.passlen, &why);
 			OPENSSL_cleanse((void *)data, (size_t)n);
 			evbuffer_drain(in, (size_t)n);
 			send_bytes(c, out, socks5_build_auth_reply(out,
-			    sizeof out, ok ? SOCKS5_AUTH_OK :
+			    sizeof out, st == 0 ? SOCKS5_AUTH_OK :
 			    SOCKS5_AUTH_FAILED));
-			if (!ok) {
-				c->req.status = 407;
-				abandon(c, "wrong proxy credentials");
+			if (st != 0) {
+				c->req.status = st;
+				abandon(c, why);
 				return;
 			}
 			c->socks_state = SOCKS_REQUEST;
