@@ -849,6 +849,14 @@ attribute(struct conn *c, const struct http_request *req)
 	c->req.door = c->mitm ? c->tunnel_door : req->form ==
 	    HTTP_FORM_AUTHORITY ? "connect" : req->form == HTTP_FORM_ORIGIN ?
 	    "gateway" : "http";
+	/* The event says where it was going, when that is readable. */
+	if (c->mitm)
+		c->req.dest = c->tunnel_dest;
+	else if (req->form == HTTP_FORM_AUTHORITY ||
+	    req->form == HTTP_FORM_ABSOLUTE)
+		(void)addr_parse_authority(req->authority.p,
+		    req->authority.len, req->form == HTTP_FORM_AUTHORITY ? 0 :
+		    80, &c->req.dest);
 	conn_error(c, st, why, NULL);
 	return -1;
 }

@@ -907,6 +907,15 @@ struct llm_stats {
 	unsigned	 reported;	/* 1 << limit, once tripped */
 };
 
+void
+llm_stats_set_limits(struct llm_stats *st, uint64_t max_tokens,
+    uint64_t max_requests)
+{
+	st->max_tokens = max_tokens;
+	st->max_requests = max_requests;
+	st->reported = 0;	/* a new limit trips anew */
+}
+
 static uint64_t
 sat_add(uint64_t a, uint64_t b)
 {

@@ -309,6 +309,9 @@ struct llm_row {
 struct llm_stats	*llm_stats_new(uint64_t max_tokens,
 			    uint64_t max_requests);
 void			 llm_stats_free(struct llm_stats *);
+/* New limits (0: none) for what is spent from now on. */
+void			 llm_stats_set_limits(struct llm_stats *,
+			    uint64_t max_tokens, uint64_t max_requests);
 
 /*
  * A new accounted call to provider/model: LLM_LIMIT_NONE and it is counted

@@ -154,7 +154,8 @@ load_git(struct sandbox *sb, struct server *srv, const struct config *cfg,
 
 struct sandbox *
 sandbox_new(struct server *srv, const char *id, const struct config *cfg,
-    struct secrets *secrets, char *const *env, char *err, size_t errlen)
+    struct secrets *secrets, char *const *env, struct sandbox *prev,
+    char *err, size_t errlen)
 {
 	struct sandbox *sb = xcalloc(1, sizeof *sb);
 
@@ -162,10 +163,31 @@ sandbox_new(struct server *srv, const char *id, const struct config *cfg,
 	sb->id = xstrdup(id);
 	sb->policy = policy_new();
 	sb->rules = rules_new();
-	sb->llm = llm_stats_new(cfg->llm_budget, cfg->llm_max_requests);
+	if ((cfg->llm_budget || cfg->llm_max_requests) &&
+	    !account_on(srv->account)) {
+		snprintf(err, errlen, "an LLM budget needs LLM accounting, "
+		    "which --no-llm turned off");
+		goto fail;
+	}
+	if (prev != NULL) {
+		/* Spending goes on under the new limits. */
+		sb->llm = prev->llm;
+		sb->llm_owner = sandbox_ref(prev->llm_owner != NULL ?
+		    prev->llm_owner : prev);
+		llm_stats_set_limits(sb->llm, cfg->llm_budget,
+		    cfg->llm_max_requests);
+		sb->n = prev->n;
+	} else
+		sb->llm = llm_stats_new(cfg->llm_budget, cfg->llm_max_requests);
 	if (secrets != NULL)
 		sb->secrets = secrets;
-	else {
+	else if (prev != NULL && cfg->secrets.n == 0) {
+		/* The bindings (and the placeholders COMMAND holds) stay. */
+		sb->secrets = prev->secrets;
+		if (prev->own_secrets || prev->secrets_owner != NULL)
+			sb->secrets_owner = sandbox_ref(prev->own_secrets ?
+			    prev : prev->secrets_owner);
+	} else {
 		sb->secrets = secrets_new(cfg->secrets.v, cfg->secrets.n, env,
 		    err, errlen);
 		sb->own_secrets = true;
@@ -206,12 +228,17 @@ sandbox_unref(struct sandbox *sb)
 		return;
 	policy_free(sb->policy);
 	policy_free(sb->sources);
+	strlist_clear(&sb->source_list);
 	rules_free(sb->rules);
 	gitguard_free(sb->git);
 	hooks_free(sb->hooks);
-	llm_stats_free(sb->llm);
+	if (sb->llm_owner != NULL)
+		sandbox_unref(sb->llm_owner);
+	else
+		llm_stats_free(sb->llm);
 	if (sb->own_secrets)
 		secrets_free(sb->secrets);
+	sandbox_unref(sb->secrets_owner);
 	freezero_str(sb->token);
 	free(sb->id);
 	free(sb);
@@ -223,12 +250,15 @@ sandbox_set_sources(struct sandbox *sb, const char *const *src, size_t n,
 {
 	policy_free(sb->sources);
 	sb->sources = NULL;
+	strlist_clear(&sb->source_list);
 	if (n == 0)
 		return 0;
 	sb->sources = policy_new();
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
 		if (policy_allow(sb->sources, src[i], err, errlen) != 0)
 			return -1;
+		strlist_add(&sb->source_list, src[i]);
+	}
 	return 0;
 }
 
@@ -414,7 +444,14 @@ sandbox_attribute(struct conn *c, const char *user, const char *pass,
 		return 407;
 	}
 	if (sb == NULL) {
+		/* No source claims it: if some sandbox is known by its token,
+		 * ask for one (a client may retry with credentials). */
 		attach(c, NULL);
+		TAILQ_FOREACH(named, srv->sandboxes, entry)
+			if (named->token != NULL) {
+				*reason = "proxy credentials required";
+				return 407;
+			}
 		*reason = "unknown sandbox";
 		return 403;
 	}

@@ -16,6 +16,8 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "common/strlist.h"
+
 struct config;
 struct conn;
 struct dest;
@@ -47,9 +49,15 @@ struct sandbox {
 	struct hooks			*hooks;		/* its own, or NULL */
 	struct secrets			*secrets;
 	bool				 own_secrets;
-	struct llm_stats		*llm;
+	struct sandbox			*secrets_owner;	/* a reference, or
+							   NULL */
+	struct llm_stats		*llm;		/* its spending */
+	struct sandbox			*llm_owner;	/* a reference: the
+							   sandbox it replaced
+							   owns them, or NULL */
 	struct policy			*sources;	/* source addresses and
 							   CIDRs, or NULL */
+	struct strlist			 source_list;	/* as given */
 	char				*token;		/* or NULL */
 	time_t				 expires;	/* 0: never */
 	bool				 gone;		/* deleted, replaced or
@@ -65,11 +73,13 @@ TAILQ_HEAD(sandbox_list, sandbox);
  * A sandbox from configuration keys (allow, deny, resolve, rules, preset,
  * git_*, llm_budget, llm_max_requests, secrets, hooks). secrets: the run's
  * bindings (borrowed), or NULL to build them from cfg->secrets with env.
+ * prev: the sandbox this one replaces, or NULL: its LLM spending goes on
+ * (under the new limits), and so do its secret bindings when cfg has none.
  * NULL with a one-line error in err.
  */
 struct sandbox	*sandbox_new(struct server *, const char *id,
 		    const struct config *, struct secrets *, char *const *env,
-		    char *, size_t);
+		    struct sandbox *prev, char *, size_t);
 struct sandbox	*sandbox_ref(struct sandbox *);
 void		 sandbox_unref(struct sandbox *);
 

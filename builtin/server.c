@@ -382,7 +382,7 @@ server_start(struct event_base *base, const struct config *cfg,
 	/* The run's own sandbox (none for the daemon: registrations). */
 	if (!parts->daemon) {
 		if ((srv->sb = sandbox_new(srv, "default", cfg, parts->secrets,
-		    NULL, err, errlen)) == NULL) {
+		    NULL, NULL, err, errlen)) == NULL) {
 			*fatal = true;
 			goto fail;
 		}

@@ -160,7 +160,8 @@ bouquet_build(struct bouquet *b, char *const *parent,
 
 	if (o->proxy_host != NULL) {
 		char *hp = util_join_hostport(o->proxy_host, o->proxy_port);
-		char *url = xprintf("http://%s", hp);
+		char *url = o->proxy_userinfo != NULL ? xprintf("http://%s@%s",
+		    o->proxy_userinfo, hp) : xprintf("http://%s", hp);
 		char *noproxy = xstrdup("localhost,127.0.0.1,::1");
 
 		for (size_t i = 0; i < NELEM(proxy_vars); i++)

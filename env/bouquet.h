@@ -15,6 +15,9 @@ struct trust_files;
 struct bouquet_opts {
 	const char			*proxy_host;	/* NULL: no proxy */
 	unsigned			 proxy_port;
+	const char			*proxy_userinfo;/* "ID:TOKEN" in the
+							   URLs (--via), or
+							   NULL */
 	const char			*all_proxy;	/* ALL_PROXY URL, or NULL
 							   for the HTTP one */
 	const struct trust_files	*trust;		/* NULL: no trust vars */

@@ -91,6 +91,8 @@ static const struct opt opts[] = {
 	{ "audit", 0, "audit", OPT_STR, F(audit), 0, 0 },
 	{ "hook", 0, "hooks", OPT_HOOKS, F(hooks), 0, 0 },
 	{ "metrics", 0, "metrics", OPT_STR, F(metrics), 0, 0 },
+	{ "control", 0, "control", OPT_STR, F(control), 0, 0 },
+	{ "via", 0, "via", OPT_STR, F(via), 0, 0 },
 	{ "fail-closed", 0, "fail_closed", OPT_FLAG, F(fail_closed), 0, 0 },
 	{ "print-env", 0, "print_env", OPT_FLAG, F(print_env), 0, 0 },
 	{ "verbose", 'v', "verbose", OPT_VERBOSE, F(verbosity), 0, 3 },
@@ -103,6 +105,7 @@ _Static_assert(NOPTS <= 64, "struct config.set holds one bit per option");
 const char config_usage[] =
 "usage: egress-run [OPTIONS] [--] COMMAND [ARG...]\n"
 "       egress-run connect HOST PORT      (ssh ProxyCommand via the proxy)\n"
+"       egress-run serve --control PATH [--listen ADDR:PORT]  (a daemon)\n"
 "Run COMMAND with its network egress routed through a proxy.\n"
 "\n"
 "Proxy:    --external CMD ({port}: a free port)  --external-addr HOST:PORT\n"
@@ -121,6 +124,8 @@ const char config_usage[] =
 "Upstream: --upstream URL ($HTTPS_PROXY &c)  --no-upstream\n"
 "          --upstream-ca FILE\n"
 "Isolate:  --isolate  --host-port PORT[:HOSTPORT]\n"
+"Daemon:   --via PATH (run through a daemon)  --control PATH (live policy:\n"
+"          PUT /v1/sandboxes/ID on a 0600 socket)\n"
 "Events:   --hook EVENT:TARGET (request|response|deny|llm: file:PATH | URL)\n"
 "          --metrics ADDR:PORT (loopback: Prometheus text at /metrics)\n"
 "Run:      --config FILE  --audit FILE ('-': stderr)  --no-proxy HOSTS\n"
@@ -658,7 +663,7 @@ config_load_json(struct config *c, const char *text, size_t len,
     const char *file, char *err, size_t errlen)
 {
 	const char	*end = NULL;
-	cJSON		*root, *j;
+	cJSON		*root;
 	int		 r = -1;
 
 	root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
@@ -689,6 +694,27 @@ config_load_json(struct config *c, const char *text, size_t len,
 		    "object, not %s", file, json_type(root));
 		goto out;
 	}
+	r = config_load_object(c, root, file, err, errlen);
+out:
+	cJSON_Delete(root);
+	return r;
+}
+
+bool
+config_key_known(const char *key)
+{
+	for (size_t i = 0; i < NOPTS; i++)
+		if (strcmp(opts[i].key, key) == 0)
+			return true;
+	return false;
+}
+
+int
+config_load_object(struct config *c, const void *obj, const char *file,
+    char *err, size_t errlen)
+{
+	const cJSON	*root = obj, *j;
+
 	cJSON_ArrayForEach(j, root) {
 		const struct opt *o = NULL;
 
@@ -696,7 +722,7 @@ config_load_json(struct config *c, const char *text, size_t len,
 			if (strcmp(k->string, j->string) == 0) {
 				snprintf(err, errlen, "%s: key '%s' appears "
 				    "twice", file, j->string);
-				goto out;
+				return -1;
 			}
 		for (size_t i = 0; i < NOPTS; i++)
 			if (strcmp(opts[i].key, j->string) == 0)
@@ -704,7 +730,7 @@ config_load_json(struct config *c, const char *text, size_t len,
 		if (o == NULL) {
 			snprintf(err, errlen, "%s: unknown key '%s'", file,
 			    j->string);
-			goto out;
+			return -1;
 		}
 		/* A flag given on the command line wins over the file. */
 		if (c->set & (UINT64_C(1) << (o - opts)))
@@ -715,12 +741,9 @@ config_load_json(struct config *c, const char *text, size_t len,
 		    UINT64_C(1) << (find_short('q') - opts))))
 			continue;
 		if (set_json(c, o, j, file, err, errlen) != 0)
-			goto out;
+			return -1;
 	}
-	r = 0;
-out:
-	cJSON_Delete(root);
-	return r;
+	return 0;
 }
 
 int
@@ -762,6 +785,47 @@ out:
 	return r;
 }
 
+/* egress-run serve: the proxy and its API, policy from registrations. */
+static int
+validate_serve(const struct config *c, char *err, size_t errlen)
+{
+	static const char *const per_run[] = { "external", "external_addr",
+	    "external_ca", "bind_timeout", "isolate", "host_ports",
+	    "print_env", "via", "allow", "deny", "resolve", "secrets",
+	    "rules", "preset", "git_repos", "git_protect", "git_push_prefix",
+	    "git_allow_delete", "git_allow_force", "llm_budget",
+	    "llm_max_requests", "llm_summary" };
+
+	if (c->command != NULL) {
+		snprintf(err, errlen, "egress-run serve runs no COMMAND "
+		    "('%s'): use --via to run one through it", c->command[0]);
+		return -1;
+	}
+	if (c->control == NULL) {
+		snprintf(err, errlen, "egress-run serve needs --control PATH "
+		    "(the socket sandboxes are registered on)");
+		return -1;
+	}
+	for (size_t i = 0; i < NOPTS; i++)
+		for (size_t k = 0; k < sizeof per_run / sizeof per_run[0]; k++)
+			if ((c->set & (UINT64_C(1) << i)) &&
+			    strcmp(opts[i].key, per_run[k]) == 0) {
+				snprintf(err, errlen, "egress-run serve: --%s "
+				    "belongs to a sandbox (register it: POST "
+				    "/v1/sandboxes) or to a run", opts[i].name);
+				return -1;
+			}
+	if (c->allow.n || c->deny.n || c->resolve.n || c->secrets.n ||
+	    c->rules.n || c->presets.n || c->git_repos.n || c->llm_budget ||
+	    c->llm_max_requests || c->external || c->isolate) {
+		snprintf(err, errlen, "egress-run serve: the config file holds "
+		    "a sandbox's policy (allow, deny, secrets, rules, ...): "
+		    "register it (POST /v1/sandboxes) instead");
+		return -1;
+	}
+	return 0;
+}
+
 int
 config_validate(const struct config *c, char *err, size_t errlen)
 {
@@ -782,9 +846,25 @@ config_validate(const struct config *c, char *err, size_t errlen)
 		    "each other: give one");
 		return -1;
 	}
+	if (c->serve)
+		return validate_serve(c, err, errlen);
 	if (c->command == NULL && !c->print_env) {
 		snprintf(err, errlen, "no COMMAND given (usage: egress-run "
 		    "[OPTIONS] -- COMMAND [ARG...])");
+		return -1;
+	}
+	if (c->via != NULL && (c->external != NULL || c->external_addr !=
+	    NULL || c->control != NULL || c->isolate || c->listen != NULL)) {
+		snprintf(err, errlen, "--via uses a daemon's proxy: --%s "
+		    "cannot go with it", c->external ? "external" :
+		    c->external_addr ? "external-addr" : c->control ? "control" :
+		    c->isolate ? "isolate" : "listen");
+		return -1;
+	}
+	if (c->control != NULL && (c->external != NULL ||
+	    c->external_addr != NULL)) {
+		snprintf(err, errlen, "--control changes the built-in proxy's "
+		    "policy: it cannot go with --external");
 		return -1;
 	}
 	return 0;

@@ -55,6 +55,9 @@ struct config {
 	char		*audit;
 	struct strlist	 hooks;		/* [NAME=]EVENT:TARGET, checked */
 	char		*metrics;	/* loopback ADDR:PORT */
+	char		*control;	/* --control PATH: the API socket */
+	char		*via;		/* --via PATH: a daemon's socket */
+	bool		 serve;		/* egress-run serve: no COMMAND */
 	bool		 fail_closed;
 	bool		 print_env;
 	int		 verbosity;	/* -1 quiet, 0 default, 1.. verbose */
@@ -87,6 +90,14 @@ int	config_load_file(struct config *, const char *, char *, size_t);
 /* Parse JSON text (used by config_load_file and the fuzz target). */
 int	config_load_json(struct config *, const char *, size_t, const char *,
 	    char *, size_t);
+
+/* The keys of a parsed JSON object (cJSON *), as config_load_json does;
+ * "file" names the source in errors. */
+int	config_load_object(struct config *, const void *, const char *,
+	    char *, size_t);
+
+/* Is key a config-file key? */
+bool	config_key_known(const char *);
 
 /* Wipe the secret specs (inline values) once they have been taken. */
 void	config_wipe_secrets(struct config *);

@@ -12,23 +12,26 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
 #include "builtin/http_parse.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "common/xmalloc.h"
 #include "launcher/connect.h"
 
-/* The proxy from the bouquet: "http://HOST:PORT[/]". */
+/* The proxy from the bouquet: "http://[USER:PASS@]HOST:PORT[/]". */
 static int
-proxy_from_env(char **host, unsigned *port)
+proxy_from_env(char **host, unsigned *port, char **userinfo)
 {
 	static const char *vars[] = { "https_proxy", "HTTPS_PROXY",
 	    "http_proxy", "HTTP_PROXY" };
-	const char	*url = NULL;
+	const char	*url = NULL, *at;
 	char		*hp;
 	size_t		 len;
 	int		 r;
 
+	*userinfo = NULL;
 	for (size_t i = 0; i < 4 && url == NULL; i++)
 		if ((url = getenv(vars[i])) != NULL && *url == '\0')
 			url = NULL;
@@ -36,8 +39,14 @@ proxy_from_env(char **host, unsigned *port)
 		return -1;
 	url += 7;
 	len = strcspn(url, "/");
+	if ((at = memchr(url, '@', len)) != NULL) {
+		/* A daemon's sandbox credentials (--via). */
+		*userinfo = xstrndup(url, (size_t)(at - url));
+		len -= (size_t)(at + 1 - url);
+		url = at + 1;
+	}
 	hp = xstrndup(url, len);
-	r = strchr(hp, '@') != NULL ? -1 : util_hostport(hp, host, port, false);
+	r = util_hostport(hp, host, port, false);
 	free(hp);
 	return r;
 }
@@ -180,6 +189,7 @@ int
 connect_main(int argc, char **argv)
 {
 	char		*phost = NULL, *target = NULL, *req = NULL;
+	char		*userinfo = NULL, *auth = NULL;
 	char		 reason[512];
 	unsigned	 pport;
 	long long	 port;
@@ -189,7 +199,7 @@ connect_main(int argc, char **argv)
 		log_error("usage: egress-run connect HOST PORT");
 		return 125;
 	}
-	if (proxy_from_env(&phost, &pport) != 0) {
+	if (proxy_from_env(&phost, &pport, &userinfo) != 0) {
 		log_error("connect: no proxy in the environment (HTTPS_PROXY); "
 		    "run this under egress-run");
 		return 125;
@@ -200,8 +210,16 @@ connect_main(int argc, char **argv)
 		    phost, pport, strerror(errno));
 		goto out;
 	}
-	req = xprintf("CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n", target,
-	    target);
+	if (userinfo != NULL) {
+		size_t		n = strlen(userinfo);
+		unsigned char	*b64 = xcalloc(1, 4 * ((n + 2) / 3) + 1);
+
+		EVP_EncodeBlock(b64, (unsigned char *)userinfo, (int)n);
+		auth = xprintf("Proxy-Authorization: Basic %s\r\n", b64);
+		freezero_str((char *)b64);
+	}
+	req = xprintf("CONNECT %s HTTP/1.1\r\nHost: %s\r\n%s\r\n", target,
+	    target, auth != NULL ? auth : "");
 	if (write_all(fd, req, strlen(req)) != 0) {
 		log_error("connect: cannot write to the proxy: %s",
 		    strerror(errno));
@@ -215,7 +233,9 @@ connect_main(int argc, char **argv)
 out:
 	if (fd != -1)
 		close(fd);
-	free(req);
+	freezero_str(req);
+	freezero_str(auth);
+	freezero_str(userinfo);
 	free(target);
 	free(phost);
 	return r;

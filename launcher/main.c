@@ -12,6 +12,7 @@
 #include "common/log.h"
 #include "launcher/config.h"
 #include "launcher/connect.h"
+#include "launcher/serve.h"
 #include "launcher/session.h"
 
 int
@@ -34,6 +35,11 @@ main(int argc, char **argv)
 	(void)prctl(PR_SET_DUMPABLE, 0);
 
 	config_init(&cfg);
+	if (argc >= 2 && strcmp(argv[1], "serve") == 0) {
+		cfg.serve = true;	/* its options follow the word */
+		argc--;
+		argv++;
+	}
 	switch (config_parse_args(&cfg, argc, argv, err, sizeof err)) {
 	case CONFIG_HELP:
 		fputs(config_usage, stdout);
@@ -62,7 +68,7 @@ main(int argc, char **argv)
 		n = (ssize_t)strlen(strncpy(self, argv[0], sizeof self - 1));
 	self[n] = '\0';
 
-	r = session_run(&cfg, self);
+	r = cfg.serve ? serve_run(&cfg) : session_run(&cfg, self);
 	config_free(&cfg);
 	return r;
 }

@@ -20,6 +20,7 @@
 #include "builtin/server.h"
 #include "common/util.h"
 #include "common/xmalloc.h"
+#include "daemon/control.h"
 #include "env/bouquet.h"
 #include "env/trust.h"
 #include "launcher/child.h"
@@ -28,6 +29,7 @@
 #include "launcher/isolate.h"
 #include "launcher/session.h"
 #include "launcher/state.h"
+#include "launcher/via.h"
 #include "upstream/upstream.h"
 
 extern char **environ;
@@ -38,6 +40,8 @@ struct session {
 	struct state		*state;
 	struct external		*ext;
 	struct server		*srv;
+	struct control		*ctl;		/* --control, or NULL */
+	struct via		*via;		/* --via: a daemon's sandbox */
 	struct secrets		*secrets;
 	struct upstream		*upstream;	/* corporate proxy, or NULL */
 	struct gateways		*gateways;
@@ -86,13 +90,22 @@ start_builtin(struct session *s)
 {
 	struct server_parts	parts = { .secrets = s->secrets,
 				    .upstream = s->upstream,
-				    .gateways = s->gateways };
+				    .gateways = s->gateways,
+				    .multi = s->cfg->control != NULL };
 	char			err[1024];
 	bool			fatal;
 
 	if ((s->srv = server_start(s->base, s->cfg, &parts,
-	    state_dir(s->state), err, sizeof err, &fatal)) != NULL)
-		return 0;
+	    state_dir(s->state), err, sizeof err, &fatal)) != NULL) {
+		if (s->cfg->control == NULL)
+			return 0;
+		/* Asked for by name: no running without it. */
+		if ((s->ctl = control_start(s->base, s->srv, s->cfg->control,
+		    err, sizeof err)) != NULL)
+			return 0;
+		log_error("%s", err);
+		return -1;
+	}
 	if (fatal) {
 		log_error("%s", err);
 		return -1;
@@ -107,12 +120,39 @@ start_builtin(struct session *s)
 	return 0;
 }
 
+/* --via: a daemon's proxy; unreachable, our own (fail-open). */
+static int
+start_via(struct session *s)
+{
+	char	err[1024];
+	int	refused;
+
+	if (via_register(s->via, state_dir(s->state), err, sizeof err,
+	    &refused) == 0)
+		return 0;
+	via_free(s->via);
+	s->via = NULL;
+	if (refused) {		/* a mistake in the policy: say so, stop */
+		log_error("%s", err);
+		return -1;
+	}
+	if (s->cfg->fail_closed) {
+		log_error("%s (--fail-closed: not starting COMMAND)", err);
+		return -1;
+	}
+	log_warn("%s; falling back to the built-in proxy", err);
+	return start_builtin(s);
+}
+
 /* Fail-open chain, SPEC §6. Returns -1 only when --fail-closed stops us. */
 static int
 start_proxy(struct session *s)
 {
 	const struct config	*cfg = s->cfg;
 	char			 err[1024], *log;
+
+	if (cfg->via != NULL)
+		return start_via(s);
 
 	if (cfg->external != NULL || cfg->external_addr != NULL) {
 		log = state_path(s->state, "external.log");
@@ -182,6 +222,8 @@ build_trust(struct session *s)
 	}
 	if (s->srv != NULL && server_ca_file(s->srv) != NULL)
 		extra[n++] = server_ca_file(s->srv);
+	if (s->via != NULL && via_ca_file(s->via) != NULL)
+		extra[n++] = via_ca_file(s->via);
 	if (cfg->upstream_ca != NULL)
 		extra[n++] = cfg->upstream_ca;
 	if (n == 0)
@@ -208,6 +250,10 @@ build_env(struct session *s, const char *self)
 	if (s->ext != NULL) {
 		o.proxy_host = external_host(s->ext);
 		o.proxy_port = external_port(s->ext);
+	} else if (s->via != NULL) {
+		o.proxy_host = via_host(s->via);
+		o.proxy_port = via_port(s->via);
+		o.proxy_userinfo = via_userinfo(s->via);
 	} else if (s->srv != NULL) {
 		/* Isolated, COMMAND reaches the proxy on its own loopback. */
 		o.proxy_host = s->isolate ? "127.0.0.1" : server_host(s->srv);
@@ -218,7 +264,10 @@ build_env(struct session *s, const char *self)
 		o.scrub = upstream_secrets(s->upstream);
 	/* Placeholders whichever proxy runs: with none able to inject, the
 	 * agent's requests fail to authenticate rather than hold a key. */
-	secrets_child_env(s->secrets, &placeholders);
+	if (s->via != NULL)	/* the daemon's placeholders */
+		via_child_env(s->via, environ, &placeholders);
+	else
+		secrets_child_env(s->secrets, &placeholders);
 	if (s->srv != NULL) {
 		char err[256];
 
@@ -394,10 +443,19 @@ adopt_listeners(struct session *s)
 	return 0;
 }
 
+/* The daemon's lease on our sandbox, pushed on while COMMAND runs. */
+static void
+on_renew(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)via_renew(arg);
+}
+
 static int
 run_child(struct session *s)
 {
-	struct event	*sigchld;
+	struct event	*sigchld, *renew = NULL;
 	uint16_t	 ports[ISOLATE_MAX_PORTS];
 	int		 r;
 
@@ -413,9 +471,17 @@ run_child(struct session *s)
 	}
 	sigchld = evsignal_new(s->base, SIGCHLD, on_sigchld, s);
 	event_add(sigchld, NULL);
+	if (s->via != NULL) {
+		struct timeval tv = { VIA_RENEW, 0 };
+
+		renew = event_new(s->base, -1, EV_PERSIST, on_renew, s->via);
+		event_add(renew, &tv);
+	}
 	if ((r = child_spawn(s->cfg->command, strlist_array(&s->bouquet.env),
 	    s->isolate ? isolate_enter : NULL, &s->iso, &s->child)) != 0) {
 		event_free(sigchld);
+		if (renew != NULL)
+			event_free(renew);
 		isolate_close(&s->iso);
 		return r;
 	}
@@ -428,6 +494,8 @@ run_child(struct session *s)
 	if (s->child > 0)
 		event_base_dispatch(s->base);
 	event_free(sigchld);
+	if (renew != NULL)
+		event_free(renew);
 	return s->failed ? 125 : s->status;
 }
 
@@ -460,6 +528,8 @@ session_run(struct config *cfg, const char *self)
 		log_error("%s", err);
 		goto out;
 	}
+	if (cfg->via != NULL)	/* the registration takes the values */
+		s.via = via_new(cfg, environ);
 	/* Inline values now live in the bindings only. */
 	config_wipe_secrets(cfg);
 	s.upstream = upstream_new(cfg, environ, err, sizeof err);
@@ -492,6 +562,8 @@ session_run(struct config *cfg, const char *self)
 	}
 	r = run_child(&s);
 out:
+	via_free(s.via);
+	control_stop(s.ctl);
 	server_stop(s.srv);
 	secrets_free(s.secrets);
 	upstream_free(s.upstream);

@@ -116,6 +116,10 @@ static const struct option_case {
 	  "\"deny:file:/x\"" },
 	{ "metrics", "metrics", K_STR, F(metrics), "127.0.0.1:9464",
 	  "\"[::1]:9464\"", "127.0.0.1:9464", "[::1]:9464", "9464" },
+	{ "control", "control", K_STR, F(control), "/run/egress.sock",
+	  "\"/tmp/e.sock\"", "/run/egress.sock", "/tmp/e.sock", "[]" },
+	{ "via", "via", K_STR, F(via), "/run/egress.sock", "\"/tmp/e.sock\"",
+	  "/run/egress.sock", "/tmp/e.sock", "7" },
 	{ "fail-closed", "fail_closed", K_FLAG, F(fail_closed), NULL, "true",
 	  "true", "true", "1" },
 	{ "print-env", "print_env", K_FLAG, F(print_env), NULL, "true", "true",
@@ -925,6 +929,18 @@ config_validate_errors(void)
 		{ { "--fail-closed", NULL }, "COMMAND" },
 		{ { NULL }, "COMMAND" },
 		{ { "--print-env", NULL }, NULL },
+		{ { "--via", "/run/e.sock", "true", NULL }, NULL },
+		{ { "--via", "/run/e.sock", "--isolate", "true", NULL },
+		  "--isolate" },
+		{ { "--via", "/run/e.sock", "--listen", "127.0.0.1:1", "true",
+		  NULL }, "--listen" },
+		{ { "--via", "/run/e.sock", "--external", "p {port}", "true",
+		  NULL }, "--external" },
+		{ { "--via", "/e", "--control", "/c", "true", NULL },
+		  "--control" },
+		{ { "--control", "/run/c.sock", "true", NULL }, NULL },
+		{ { "--control", "/c", "--external-addr", "127.0.0.1:1",
+		  "true", NULL }, "--external" },
 	};
 	char		err[512];
 	struct config	c;
@@ -945,6 +961,69 @@ config_validate_errors(void)
 			    "case %zu: '%s' does not say '%s'", i, err,
 			    cases[i].mention);
 		}
+		config_free(&c);
+		args_free(&a);
+	}
+}
+
+/* egress-run serve: its options follow the word; no COMMAND, no policy. */
+static void
+serve_validation(void)
+{
+	static const struct {
+		const char	*in[8];
+		const char	*mention;	/* NULL: valid */
+	} cases[] = {
+		{ { "--control", "/run/c.sock", NULL }, NULL },
+		{ { "--control", "/c", "--listen", "0.0.0.0:3128", NULL },
+		  NULL },
+		{ { "--listen", "127.0.0.1:3128", NULL }, "--control" },
+		{ { "--control", "/c", "true", NULL }, "COMMAND" },
+		{ { "--control", "/c", "--allow", "a.test", NULL }, "--allow" },
+		{ { "--control", "/c", "--secret", "K:a.test", NULL },
+		  "--secret" },
+		{ { "--control", "/c", "--isolate", NULL }, "--isolate" },
+		{ { "--control", "/c", "--via", "/d", NULL }, "--via" },
+		{ { "--control", "/c", "--llm-budget", "9", NULL },
+		  "--llm-budget" },
+	};
+	char		err[512];
+	struct config	c;
+	struct args	a;
+
+	for (size_t i = 0; i < NELEM(cases); i++) {
+		int r;
+
+		CHECK(parse(&c, &a, cases[i].in, err, sizeof err) ==
+		    CONFIG_OK, "case %zu: %s", i, err);
+		c.serve = true;
+		err[0] = '\0';
+		r = config_validate(&c, err, sizeof err);
+		if (cases[i].mention == NULL)
+			CHECK(r == 0, "case %zu: %s", i, err);
+		else {
+			CHECK(r != 0, "case %zu: valid", i);
+			CHECK(strstr(err, cases[i].mention) != NULL,
+			    "case %zu: '%s' does not say '%s'", i, err,
+			    cases[i].mention);
+		}
+		config_free(&c);
+		args_free(&a);
+	}
+	/* A sandbox's policy in the daemon's own config file is refused. */
+	{
+		const char *in[] = { "--control", "/c", "--config", NULL,
+		    NULL };
+
+		in[3] = write_file("serve.json", "{\"allow\": [\"a.test\"]}");
+		CHECK(parse(&c, &a, in, err, sizeof err) == CONFIG_OK, "%s",
+		    err);
+		CHECK(config_load_file(&c, c.config_file, err, sizeof err) ==
+		    0, "%s", err);
+		c.serve = true;
+		CHECK(config_validate(&c, err, sizeof err) != 0,
+		    "policy in a daemon's file accepted");
+		CHECK(strstr(err, "/v1/sandboxes") != NULL, "%s", err);
 		config_free(&c);
 		args_free(&a);
 	}
@@ -1019,6 +1098,7 @@ main(void)
 	RUN(flags_override_the_file);
 	RUN(file_values_apply_when_no_flag_is_given);
 	RUN(config_validate_errors);
+	RUN(serve_validation);
 	RUN(usage_lists_every_option_and_fits_one_screen);
 	{
 		char cmd[600];
