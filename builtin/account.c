@@ -132,7 +132,7 @@ tripped(struct conn *c)
 		llm_stats_describe(st, l, msg, sizeof msg);
 		log_warn("%s", msg + (strncmp(msg, "egress-run: ", 12) == 0 ?
 		    12 : 0));
-		conn_audit_llm(c, "budget", msg, NULL);
+		conn_audit_llm(c, "budget", "allow", msg, NULL);
 	}
 }
 
@@ -164,6 +164,7 @@ account_admit(struct conn *c)
 	enum llm_limit		 l;
 	char			 msg[256], *body;
 	size_t			 len;
+	struct audit_llm	 al;
 
 	if (k == NULL)
 		return false;
@@ -178,7 +179,15 @@ account_admit(struct conn *c)
 	body = llm_error_body(k->rq.format, l, msg, &len);
 	c->req.status = 429;
 	k->ended = true;
-	conn_audit_llm(c, "llm", msg, NULL);
+	/* The refused call is a request answered by us, and an llm event
+	 * that says which call it was. */
+	conn_audit(c, "request", "deny", msg);
+	memset(&al, 0, sizeof al);
+	al.provider = k->rq.provider->name;
+	al.model = k->rq.model[0] ? k->rq.model : NULL;
+	al.stream = k->rq.stream;
+	al.ttfb_ms = -1;		/* no origin answered */
+	conn_audit_llm(c, "llm", "deny", msg, &al);
 	conn_reply(c, 429, LLM_ERROR_HEADERS, body, len);
 	free(body);
 	tripped(c);
@@ -190,8 +199,13 @@ account_collect(const struct conn *c, const struct http_request *req)
 {
 	const struct http_header *ce;
 
-	if (c->req.llm == NULL || req->body != HTTP_BODY_LENGTH ||
-	    req->content_length > LLM_REQUEST_BODY_MAX)
+	if (c->req.llm == NULL)
+		return false;
+	/* A chunked body is gathered (and decoded) too: its bound is
+	 * checked as it comes (pump_collect()). */
+	if (req->body == HTTP_BODY_LENGTH ?
+	    req->content_length > LLM_REQUEST_BODY_MAX :
+	    req->body != HTTP_BODY_CHUNKED)
 		return false;
 	ce = http_header_find(req->headers, req->nheaders,
 	    "content-encoding");
@@ -377,7 +391,7 @@ account_end(struct conn *c, bool complete)
 	al.cache_write = k->rs.usage.cache_write;
 	al.estimated = k->rs.estimated;
 	al.ttfb_ms = k->responded ? k->t_first - c->req.start_ms : -1;
-	conn_audit_llm(c, "llm", complete ? NULL : "the response was cut "
+	conn_audit_llm(c, "llm", "allow", complete ? NULL : "the response was cut "
 	    "short", &al);
 	tripped(c);
 }

@@ -175,10 +175,10 @@ conn_audit(struct conn *c, const char *event, const char *decision,
 
 /* An "llm" (or "budget") event for the request's accounted call. */
 void
-conn_audit_llm(struct conn *c, const char *event, const char *reason,
-    const struct audit_llm *llm)
+conn_audit_llm(struct conn *c, const char *event, const char *decision,
+    const char *reason, const struct audit_llm *llm)
 {
-	audit_with(c, event, "allow", reason, llm);
+	audit_with(c, event, decision, reason, llm);
 }
 
 static void

@@ -370,11 +370,21 @@ repo_host(const struct repo *r, const struct dest *d, bool any_port)
 	    r->port == d->port);
 }
 
+/* Ports that never carry git's smart HTTP (ssh, git://): a --git-repo
+ * without a port does not name them, so their tunnels are refused, not
+ * intercepted (where ssh would only fail). */
+static bool
+never_http(uint16_t port)
+{
+	return port == 22 || port == 9418;
+}
+
 bool
 gitguard_names_host(const struct gitguard *g, const struct dest *d)
 {
 	for (size_t i = 0; g != NULL && i < g->nrepos; i++)
-		if (repo_host(&g->repos[i], d, false))
+		if (repo_host(&g->repos[i], d, false) &&
+		    (g->repos[i].port != 0 || !never_http(d->port)))
 			return true;
 	return false;
 }
@@ -714,7 +724,7 @@ gitguard_request(const struct gitguard *g, const char *method, size_t mlen,
 	struct gitpath	gp;
 
 	verdict_init(v);
-	if (g == NULL || !gitguard_names_host(g, d))
+	if (g == NULL || !gitguard_names_name(g, d))
 		return 0;
 	if (gitpath_parse(target, tlen, &gp) != 0) {
 		gitpath_free(&gp);
@@ -1028,6 +1038,19 @@ refuse_push(struct push *p, const char *w, const char *unpack,
 		refuse_text(v, v->rule, "%s", reason);
 	}
 	free(st);
+}
+
+int
+gitguard_push_head(const uint8_t *body, size_t len)
+{
+	struct push	p;
+	int		r;
+
+	memset(&p, 0, sizeof p);
+	push_parse(body, len, &p);
+	r = p.error != 0 ? -1 : p.done ? 1 : 0;
+	push_free(&p);
+	return r;
 }
 
 int

@@ -69,7 +69,8 @@ void		 gitguard_free(struct gitguard *);	/* NULL: no-op */
 
 /*
  * --git-repo HOST[:PORT]/PATH: HOST a name or an address ([v6] with a
- * port), without a port for any port; PATH the repository's path on that
+ * port), without a port for any port but 22 and 9418 (ssh's and git://'s,
+ * never HTTP: their tunnels are refused); PATH the repository's path on that
  * host, one or more segments, "*" (any run) and "?" (one character)
  * matching within a segment, a ".git" at its end ignored:
  * "github.com/acme/widget", "ghe.corp:8443/git/acme/widget-?", and
@@ -109,16 +110,18 @@ bool		 gitguard_names_name(const struct gitguard *,
 		    const struct dest *);
 
 /*
- * One request to a guarded host: method, dest, and the request target as
- * sent (origin form, query included; decoded here as rules_decode_path()
- * does). Git requests are the smart-HTTP ones (PATH/info/refs,
- * PATH/git-upload-pack, PATH/git-receive-pack), dumb-HTTP object fetches
- * (PATH/objects/...) and LFS (PATH/info/lfs/...): allowed when PATH
- * matches a --git-repo for dest, else refused (fetch and push alike). A
- * POST to git-receive-pack is GITGUARD_NEED_BODY. WebDAV methods (git's
- * dumb-HTTP push) are refused on guarded hosts. Anything else is
- * GITGUARD_NONE. Returns 0; the verdict says the rest (free its body with
- * gitguard_verdict_clear()).
+ * One request to a guarded name, whatever the port (gitguard_names_name();
+ * on a port no --git-repo names, no repository is allowed, so plain HTTP
+ * to another port of the host is no way round): method, dest, and the
+ * request target as sent (origin form, query included; decoded here as
+ * rules_decode_path() does). Git requests are the smart-HTTP ones
+ * (PATH/info/refs, PATH/git-upload-pack, PATH/git-receive-pack), dumb-HTTP
+ * object fetches (PATH/objects/...) and LFS (PATH/info/lfs/...): allowed
+ * when PATH matches a --git-repo for dest, else refused (fetch and push
+ * alike). A POST to git-receive-pack is GITGUARD_NEED_BODY. WebDAV
+ * methods (git's dumb-HTTP push) are refused on guarded hosts. Anything
+ * else is GITGUARD_NONE. Returns 0; the verdict says the rest (free its
+ * body with gitguard_verdict_clear()).
  */
 int		 gitguard_request(const struct gitguard *, const char *method,
 		    size_t methodlen, const struct dest *, const char *target,
@@ -137,6 +140,17 @@ int		 gitguard_request(const struct gitguard *, const char *method,
 int		 gitguard_push(const struct gitguard *, const struct dest *,
 		    const char *target, size_t targetlen, const uint8_t *body,
 		    size_t bodylen, unsigned flags, struct gitguard_verdict *);
+
+/*
+ * Does body, the start of a push's request body, hold its whole command
+ * section (commands, capabilities, push options, certificate)? 1 yes, 0
+ * not yet, -1 malformed. For a push too big to gather: its commands are
+ * read, then gitguard_push() with GITGUARD_TRUNCATED answers each with
+ * "ng" in a status report.
+ */
+#define GITGUARD_HEAD_MAX	(1u << 20)	/* command section a caller
+						   waits for */
+int		 gitguard_push_head(const uint8_t *body, size_t len);
 
 void		 gitguard_verdict_clear(struct gitguard_verdict *);
 

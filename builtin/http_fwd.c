@@ -61,6 +61,7 @@ static void	pump_collect(struct conn *);
 static bool	rules_gate(struct conn *, const struct http_request *);
 static bool	git_gate(struct conn *, const struct http_request *);
 static void	git_refuse(struct conn *, struct gitguard_verdict *);
+static void	git_too_big(struct conn *);
 static ssize_t	move_chunked(struct evbuffer *, struct evbuffer *,
 		    struct http_chunked *, size_t, bool, struct conn *);
 static void	emit_up(void *, const void *, size_t);
@@ -614,6 +615,11 @@ pump_collect(struct conn *c)
 			n = (size_t)r->req_left;
 		evbuffer_remove_buffer(in, r->collect, n);
 		r->req_left -= n;
+		if (r->git_push && r->req_left + evbuffer_get_length(
+		    r->collect) > GITGUARD_BODY_MAX) {
+			git_too_big(c);
+			return;
+		}
 		if (r->req_left == 0)
 			collected(c);
 		return;
@@ -634,14 +640,40 @@ pump_collect(struct conn *c)
 		git_refuse(c, &gv);
 		return;
 	}
-	if (!r->git_push && evbuffer_get_length(r->collect) >
-	    RULES_BODY_MAX) {
+	if (!r->git_push && r->rules_body && evbuffer_get_length(r->collect)
+	    > RULES_BODY_MAX) {
 		conn_deny_json(c, "the request body is over 256 KiB, more than "
 		    "a request rule can judge", NULL);
 		return;
 	}
+	if (!r->git_push && !r->rules_body && evbuffer_get_length(r->collect)
+	    > LLM_REQUEST_BODY_MAX) {
+		conn_error(c, 413, "a chunked LLM request body over 1 MiB "
+		    "cannot be accounted: send it with a Content-Length", NULL);
+		return;
+	}
 	if (http_chunked_done(&r->req_chunked))
 		collected(c);
+}
+
+/*
+ * A push whose Content-Length is over the bound: only its commands are
+ * read (up to GITGUARD_HEAD_MAX), so that each can be refused in git's
+ * status report; the rest is never gathered.
+ */
+static void
+git_too_big(struct conn *c)
+{
+	struct request		*r = &c->req;
+	struct gitguard_verdict	 gv;
+	size_t			 n = evbuffer_get_length(r->collect);
+	const uint8_t		*p = evbuffer_pullup(r->collect, -1);
+
+	if (gitguard_push_head(p, n) == 0 && n < GITGUARD_HEAD_MAX)
+		return;		/* the commands are still coming */
+	(void)gitguard_push(c->sb->git, &r->dest, r->target,
+	    strlen(r->target), p, n, GITGUARD_TRUNCATED, &gv);
+	git_refuse(c, &gv);
 }
 
 /* Headers that would let a client say one method and mean another. */
@@ -659,9 +691,10 @@ method_override(const struct http_request *req)
 }
 
 /*
- * The git push guard, for the repositories' hosts: fetches of repositories
- * not allowed, WebDAV, and pushes refused here; a push to judge is
- * gathered first (r->git_push). Returns true when the request was refused.
+ * The git push guard, for the repositories' host names (any port): fetches
+ * of repositories not allowed, WebDAV, and pushes refused here; a push to
+ * judge is gathered first (r->git_push). Returns true when the request was
+ * refused.
  */
 static bool
 git_gate(struct conn *c, const struct http_request *req)
@@ -670,9 +703,8 @@ git_gate(struct conn *c, const struct http_request *req)
 	const struct gitguard		*g = c->sb->git;
 	const struct http_header	*ce;
 	struct gitguard_verdict		 v;
-	unsigned			 flags = 0;
 
-	if (g == NULL || !gitguard_names_host(g, &r->dest))
+	if (g == NULL || !gitguard_names_name(g, &r->dest))
 		return false;
 	(void)gitguard_request(g, r->method, strlen(r->method), &r->dest,
 	    r->target, strlen(r->target), &v);
@@ -682,17 +714,13 @@ git_gate(struct conn *c, const struct http_request *req)
 	}
 	if (v.action != GITGUARD_NEED_BODY)
 		return false;
-	/* git never compresses a push; a body we cannot read is refused,
-	 * as is one too big to hold. */
+	/* git never compresses a push; a body we cannot read is refused.
+	 * One too big to hold is refused once its commands are read
+	 * (git_too_big()). */
 	ce = http_header_find(req->headers, req->nheaders, "content-encoding");
-	if (ce != NULL && !http_slice_eq(ce->value, "identity"))
-		flags = GITGUARD_ENCODED;
-	else if (req->body == HTTP_BODY_LENGTH &&
-	    req->content_length > GITGUARD_BODY_MAX)
-		flags = GITGUARD_TRUNCATED;
-	if (flags != 0) {
+	if (ce != NULL && !http_slice_eq(ce->value, "identity")) {
 		(void)gitguard_push(g, &r->dest, r->target, strlen(r->target),
-		    (const uint8_t *)"", 0, flags, &v);
+		    (const uint8_t *)"", 0, GITGUARD_ENCODED, &v);
 		git_refuse(c, &v);
 		return true;
 	}

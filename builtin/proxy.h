@@ -250,7 +250,8 @@ void		 conn_forward(struct conn *, uint16_t);
 void		 conn_request_done(struct conn *);
 void		 conn_audit(struct conn *, const char *, const char *,
 		    const char *);
-void		 conn_audit_llm(struct conn *, const char *, const char *,
+void		 conn_audit_llm(struct conn *, const char *event,
+		    const char *decision, const char *reason,
 		    const struct audit_llm *);
 void		 conn_reply(struct conn *, int, const char *, const void *,
 		    size_t);

@@ -953,8 +953,14 @@ request_table(void)
 		    GITGUARD_REFUSE, "git-repo", NULL },
 		{ "GET", "ghe.corp:8443", "/x/git/team/widget/info/refs",
 		    GITGUARD_REFUSE, "git-repo", NULL },
-		{ "GET", "ghe.corp", "/evil/x/info/refs", GITGUARD_NONE, NULL,
-		    NULL },
+		/* another port of a guarded name (plain HTTP): no
+		 * repository is allowed there */
+		{ "GET", "ghe.corp", "/evil/x/info/refs", GITGUARD_REFUSE,
+		    "git-repo", NULL },
+		{ "GET", "ghe.corp:80", "/git/team/widget.git/info/refs",
+		    GITGUARD_REFUSE, "git-repo", NULL },
+		{ "GET", "ghe.corp:80", "/git/team/widget/issues",
+		    GITGUARD_NONE, NULL, NULL },
 		{ "GET", "[0:0::1]:9", "/x/y.git/info/refs", GITGUARD_ALLOW,
 		    NULL, NULL },
 		{ "GET", "GITHUB.com.", "/acme/w/info/refs", GITGUARD_ALLOW,
@@ -989,9 +995,16 @@ request_table(void)
 		}
 		gitguard_verdict_clear(&v);
 	}
+	/* no port: every port but ssh's and git://'s, which are never
+	 * HTTP (their tunnels are refused, not intercepted) */
+	dest("github.com:8080", 0, &d);
+	CHECK(gitguard_names_host(g, &d), "port any");
 	dest("github.com:22", 0, &d);
-	CHECK(!gitguard_names_host(g, &d) || true, "port any");
-	CHECK(gitguard_names_name(g, &d), "name, port 22");
+	CHECK(!gitguard_names_host(g, &d) && gitguard_names_name(g, &d),
+	    "name, port 22");
+	dest("github.com:9418", 0, &d);
+	CHECK(!gitguard_names_host(g, &d) && gitguard_names_name(g, &d),
+	    "name, port 9418");
 	dest("ghe.corp:22", 0, &d);
 	CHECK(!gitguard_names_host(g, &d) && gitguard_names_name(g, &d),
 	    "ghe port 22");
@@ -1258,6 +1271,7 @@ push_rules(void)
 	    strstr(pc.v.reason, "encoded") != NULL, "encoded");
 	{
 		struct buf	b;
+		size_t		k;
 
 		memset(&b, 0, sizeof b);
 		put(&b, "00zzjunk", 8);
@@ -1277,6 +1291,17 @@ push_rules(void)
 		CHECK(strstr(pc.report, "unpack egress-run: malformed push "
 		    "(ends early)\nng refs/heads/feature") != NULL, "%s",
 		    pc.report);
+		free(b.b);
+		/* the command section of a push too big to gather: complete
+		 * at the flush (at any split), whatever follows */
+		push_body(&b, cmd, 1, CAPS, &pk);
+		for (k = 0; k < b.n && gitguard_push_head(b.b, k) == 0; k++)
+			continue;
+		CHECK(k > 4 + 40 + 40 && k < b.n && memcmp(b.b + k - 4,
+		    "0000", 4) == 0 && gitguard_push_head(b.b, b.n) == 1,
+		    "head at the flush: %zu of %zu", k, b.n);
+		CHECK(gitguard_push_head((const uint8_t *)"00zzjunk", 8) ==
+		    -1, "head malformed");
 		free(b.b);
 	}
 	/* a flush alone: nothing to judge */
