@@ -359,6 +359,10 @@ registration_parse(const char *text, size_t len, struct registration *r,
 out:
 	wipe_strings(cJSON_GetObjectItemCaseSensitive(root, "secrets"));
 	cJSON_Delete(root);
+	/* The error quotes keys and values from the request: one line. */
+	for (char *p = err; ret != 0 && *p != '\0'; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
 	return ret;
 }
 

@@ -325,6 +325,9 @@ via_register(struct via *v, const char *dir, char *err, size_t errlen,
 		    "registration (%d): %s", v->path, status,
 		    cJSON_IsString(e) ? e->valuestring : "no reason given");
 		cJSON_Delete(j);
+		for (char *p = err; *p != '\0'; p++)	/* one line */
+			if ((unsigned char)*p < 0x20 || *p == 0x7f)
+				*p = '?';
 		*refused = status >= 400 && status < 500;
 	}
 	freezero_str(body);

@@ -175,11 +175,35 @@ times_are_rfc3339(void)
 	    !registration_id_ok(".a"), "ids");
 }
 
+/* Found by the fuzzer: a key with a newline made a two-line error. */
+static void
+errors_are_one_line(void)
+{
+	static const char *const bad[] = {
+		"{\"hooks\": [{\"eve\\nnt\": \"deny\"}]}",
+		"{\"col\\r\\nour\": 1}",
+		"{\"id\": \"a\\nb\"}",
+	};
+	struct registration	r;
+	char			err[512];
+
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		CHECK(registration_parse(bad[i], strlen(bad[i]), &r, err,
+		    sizeof err) != 0, "accepted: %s", bad[i]);
+		for (const char *p = err; *p != '\0'; p++)
+			CHECK((unsigned char)*p >= 0x20 && *p != 0x7f,
+			    "case %zu: control byte %#x in '%s'", i,
+			    (unsigned char)*p, err);
+		registration_free(&r);
+	}
+}
+
 int
 main(void)
 {
 	RUN(a_full_registration_is_read);
 	RUN(mistakes_are_named);
 	RUN(times_are_rfc3339);
+	RUN(errors_are_one_line);
 	return test_done("registration");
 }
