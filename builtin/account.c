@@ -378,8 +378,8 @@ account_end(struct conn *c, bool complete)
 		    k->rq.model[0] ? k->rq.model : "-", &k->rs.usage,
 		    !k->responded || k->rs.status >= 400 || k->rs.error,
 		    k->rs.estimated, (uint64_t)(now - c->req.start_ms));
-		c->sb->n.llm_input += k->rs.usage.input;
-		c->sb->n.llm_output += k->rs.usage.output;
+		c->sb->n->llm_input += k->rs.usage.input;
+		c->sb->n->llm_output += k->rs.usage.output;
 	}
 	memset(&al, 0, sizeof al);
 	al.provider = k->rq.provider->name;

@@ -138,7 +138,7 @@ conn_new(struct server *srv, int fd, const struct sockaddr *peer,
 		memcpy(&c->peer, peer, peerlen);
 	if (srv->sb != NULL) {		/* a single run's: no question */
 		c->sb = sandbox_ref(srv->sb);
-		c->sb->n.conns++;
+		c->sb->n->conns++;
 	}
 	conn_set_client(c, bufferevent_socket_new(srv->base, fd, 0));
 	c->timer = evtimer_new(srv->base, on_timer, c);
@@ -218,8 +218,8 @@ audit_with(struct conn *c, const char *event, const char *decision,
 	c->srv->stats.bytes_up += r->bytes_up;
 	c->srv->stats.bytes_down += r->bytes_down;
 	if (c->sb != NULL) {
-		c->sb->n.bytes_up += r->bytes_up;
-		c->sb->n.bytes_down += r->bytes_down;
+		c->sb->n->bytes_up += r->bytes_up;
+		c->sb->n->bytes_down += r->bytes_down;
 	}
 }
 
@@ -367,7 +367,7 @@ respond_error(struct conn *c, int status, const char *reason,
 	if (status == 403) {
 		c->srv->stats.denied++;
 		if (c->sb != NULL)
-			c->sb->n.denials++;
+			c->sb->n->denials++;
 		conn_audit(c, "deny", "deny", reason);
 	} else {
 		/* After an allow decision the rule is the allowing one. */
@@ -843,7 +843,7 @@ attribute(struct conn *c, const struct http_request *req)
 		    &why);
 	OPENSSL_cleanse(buf, sizeof buf);
 	if (st == 0) {
-		c->sb->n.requests++;
+		c->sb->n->requests++;
 		return 0;
 	}
 	c->req.door = c->mitm ? c->tunnel_door : req->form ==

@@ -743,7 +743,7 @@ git_refuse(struct conn *c, struct gitguard_verdict *v)
 	c->req.status = v->status;
 	c->req.rule = v->rule;
 	c->srv->stats.denied++;
-	c->sb->n.denials++;
+	c->sb->n->denials++;
 	conn_audit(c, "deny", "deny", safe);
 	headers = xprintf("Content-Type: %s\r\nCache-Control: no-cache\r\n"
 	    "X-Egress-Run-Reason: %s\r\n", v->content_type, safe);

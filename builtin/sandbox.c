@@ -176,9 +176,11 @@ sandbox_new(struct server *srv, const char *id, const struct config *cfg,
 		    prev->llm_owner : prev);
 		llm_stats_set_limits(sb->llm, cfg->llm_budget,
 		    cfg->llm_max_requests);
-		sb->n = prev->n;
-	} else
+		sb->n = prev->n;		/* counting goes on too */
+	} else {
 		sb->llm = llm_stats_new(cfg->llm_budget, cfg->llm_max_requests);
+		sb->n = xcalloc(1, sizeof *sb->n);
+	}
 	if (secrets != NULL)
 		sb->secrets = secrets;
 	else if (prev != NULL && cfg->secrets.n == 0) {
@@ -234,8 +236,10 @@ sandbox_unref(struct sandbox *sb)
 	hooks_free(sb->hooks);
 	if (sb->llm_owner != NULL)
 		sandbox_unref(sb->llm_owner);
-	else
+	else {
 		llm_stats_free(sb->llm);
+		free(sb->n);
+	}
 	if (sb->own_secrets)
 		secrets_free(sb->secrets);
 	sandbox_unref(sb->secrets_owner);
@@ -403,7 +407,7 @@ attach(struct conn *c, struct sandbox *sb)
 	sandbox_unref(c->sb);
 	c->sb = sandbox_ref(sb);
 	if (c->sb != NULL)
-		c->sb->n.conns++;
+		c->sb->n->conns++;
 }
 
 int

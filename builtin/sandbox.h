@@ -63,7 +63,9 @@ struct sandbox {
 	bool				 gone;		/* deleted, replaced or
 							   expired */
 	bool				 listed;	/* in the registry */
-	struct sandbox_counters		 n;
+	struct sandbox_counters		*n;		/* shared, like llm,
+							   with the sandboxes
+							   it replaced */
 	TAILQ_ENTRY(sandbox)		 entry;
 };
 

@@ -162,15 +162,15 @@ add_counters(cJSON *o, const struct sandbox *sb)
 {
 	cJSON *c = cJSON_AddObjectToObject(o, "counters");
 
-	cJSON_AddNumberToObject(c, "connections", (double)sb->n.conns);
-	cJSON_AddNumberToObject(c, "requests", (double)sb->n.requests);
-	cJSON_AddNumberToObject(c, "denials", (double)sb->n.denials);
-	cJSON_AddNumberToObject(c, "bytes_up", (double)sb->n.bytes_up);
-	cJSON_AddNumberToObject(c, "bytes_down", (double)sb->n.bytes_down);
+	cJSON_AddNumberToObject(c, "connections", (double)sb->n->conns);
+	cJSON_AddNumberToObject(c, "requests", (double)sb->n->requests);
+	cJSON_AddNumberToObject(c, "denials", (double)sb->n->denials);
+	cJSON_AddNumberToObject(c, "bytes_up", (double)sb->n->bytes_up);
+	cJSON_AddNumberToObject(c, "bytes_down", (double)sb->n->bytes_down);
 	cJSON_AddNumberToObject(c, "llm_input_tokens",
-	    (double)sb->n.llm_input);
+	    (double)sb->n->llm_input);
 	cJSON_AddNumberToObject(c, "llm_output_tokens",
-	    (double)sb->n.llm_output);
+	    (double)sb->n->llm_output);
 	cJSON_AddNumberToObject(c, "llm_tokens",
 	    (double)llm_stats_tokens(sb->llm));
 }

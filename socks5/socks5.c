@@ -59,7 +59,7 @@ refuse(struct conn *c, uint8_t rep, int status, const char *reason,
 	if (rep == SOCKS5_REP_NOT_ALLOWED) {
 		c->srv->stats.denied++;
 		if (c->sb != NULL)
-			c->sb->n.denials++;
+			c->sb->n->denials++;
 		conn_audit(c, "deny", "deny", reason);
 	} else {
 		c->srv->stats.errors++;
@@ -195,7 +195,7 @@ handle_request(struct conn *c, const struct socks5_request *r, size_t n)
 		refuse(c, SOCKS5_REP_NOT_ALLOWED, st, why, NULL);
 		return;
 	}
-	c->sb->n.requests++;
+	c->sb->n->requests++;
 
 	if (r->cmd != SOCKS5_CMD_CONNECT) {
 		refuse(c, SOCKS5_REP_CMD_UNSUPP, 501, r->cmd == SOCKS5_CMD_BIND ?

@@ -397,9 +397,15 @@ class Live(DaemonCase):
         # The tunnel decided before the PUT still carries data.
         self.assertEqual(http_in_tunnel(t, "a.test"),
                          b"hello from the origin\n")
-        # Counters went on from where they were.
+        # Counters went on from where they were, and what the tunnel
+        # decided before the PUT carried is counted in them too.
         st, doc, _ = d.api("GET", "/v1/sandboxes/s")
         self.assertGreaterEqual(doc["counters"]["denials"], 2, doc)
+        before = doc["counters"]["bytes_down"]
+        t.close()
+        h.wait_for(lambda: d.api("GET", "/v1/sandboxes/s")[1]["counters"]
+                   ["bytes_down"] >= before + 200, 5,
+                   "the old tunnel's bytes in the new counters")
         self.assertTrue(d.proc.alive())
 
     def test_delete_closes_open_tunnels(self):
