@@ -4,8 +4,8 @@
  * of both legs of an intercepted tunnel. mitm.c drives the connections; the
  * CA certificate reaches the child's trust bundle through env/trust.c.
  *
- * Every leaf shares one P-256 key generated with the struct certs (as
- * mitmproxy does): minting is then one certificate to build and sign, and
+ * Every leaf shares one P-256 key (as mitmproxy does), generated with the
+ * first leaf: minting is then one certificate to build and sign, and
  * everything in a leaf but its names, serial and dates is precomputed.
  */
 #include <arpa/inet.h>
@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -202,35 +203,45 @@ out:
 	return id;
 }
 
+/* The ECParameters of P-256: its named-curve OID (RFC 5480). */
+static const unsigned char p256_params[] = {
+	0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07
+};
+#define P256_POINT_LEN	65		/* uncompressed: 04 || x || y */
+
 /*
- * The public half of the leaf key as a "legacy" EVP_PKEY. OpenSSL 3 puts a
- * provider key into a certificate through its encoder and decoder, ~170 us
- * a time, most of the cost of a leaf; a legacy key is encoded directly
- * (~5 us). d2i_PublicKey still builds that form from a point and a key
- * holding the curve. On failure the leaf key itself serves, only slower.
+ * The public half of a P-256 key we generated, as a "legacy" EVP_PKEY.
+ * OpenSSL 3 puts a provider key into a certificate through its encoder and
+ * decoder: ~170 us a time, ~500 us the first time (the encoders are looked
+ * up), most of the cost of a leaf and of the CA at start-up. A legacy key
+ * is encoded directly (~5 us). The point is read as a parameter and put
+ * into a key made from the curve's parameters: both d2i calls below take
+ * the legacy path (d2i_PUBKEY would not: it decodes through providers).
+ * On failure the key itself serves, only slower.
  */
 static EVP_PKEY *
 legacy_public(EVP_PKEY *key)
 {
+	unsigned char		 point[P256_POINT_LEN];
+	const unsigned char	*p = p256_params, *q = point;
 	EVP_PKEY		*pub = NULL;
-	unsigned char		*point = NULL;
-	const unsigned char	*p;
-	int			 len;
+	char			 group[32];
+	size_t			 len;
 
-	if (!EVP_PKEY_is_a(key, "EC") ||
-	    (len = i2d_PublicKey(key, &point)) <= 0 ||
-	    (pub = EVP_PKEY_new()) == NULL ||
-	    EVP_PKEY_copy_parameters(pub, key) != 1)
+	if (EVP_PKEY_get_utf8_string_param(key, OSSL_PKEY_PARAM_GROUP_NAME,
+	    group, sizeof group, NULL) != 1 ||
+	    strcmp(group, SN_X9_62_prime256v1) != 0 ||
+	    EVP_PKEY_get_octet_string_param(key,
+	    OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, point, sizeof point,
+	    &len) != 1 || len != sizeof point)
 		goto fail;
-	p = point;
-	if (d2i_PublicKey(EVP_PKEY_EC, &pub, &p, len) == NULL ||
-	    EVP_PKEY_eq(pub, key) != 1)
+	if ((pub = d2i_KeyParams(EVP_PKEY_EC, NULL, &p,
+	    sizeof p256_params)) == NULL ||
+	    d2i_PublicKey(EVP_PKEY_EC, &pub, &q, sizeof point) == NULL)
 		goto fail;
-	OPENSSL_free(point);
 	return pub;
 fail:
 	EVP_PKEY_free(pub);	/* d2i_PublicKey leaves *a to us */
-	OPENSSL_free(point);
 	ERR_clear_error();
 	if (EVP_PKEY_up_ref(key) != 1)
 		return NULL;
@@ -286,6 +297,7 @@ make_ca(struct certs *c, char *err, size_t errlen)
 {
 	X509_NAME	*name = NULL;
 	X509_EXTENSION	*e;
+	EVP_PKEY	*pub = NULL;
 	char		 host[256], stamp[32], cn[CN_MAX + 1], tls[256];
 	struct tm	 tm;
 	time_t		 now = time(NULL);
@@ -304,6 +316,7 @@ make_ca(struct certs *c, char *err, size_t errlen)
 	    stamp);
 
 	if ((c->ca_key = EVP_EC_gen("P-256")) == NULL ||
+	    (pub = legacy_public(c->ca_key)) == NULL ||
 	    (c->ca = X509_new()) == NULL ||
 	    (name = X509_NAME_new()) == NULL)
 		goto tls;
@@ -318,7 +331,7 @@ make_ca(struct certs *c, char *err, size_t errlen)
 	    X509_set_subject_name(c->ca, name) != 1 ||
 	    X509_set_issuer_name(c->ca, name) != 1 ||
 	    set_validity(c->ca, now, CA_LIFETIME) != 0 ||
-	    X509_set_pubkey(c->ca, c->ca_key) != 1)
+	    X509_set_pubkey(c->ca, pub) != 1)
 		goto tls;
 
 	if ((e = conf_ext(NID_basic_constraints,
@@ -334,7 +347,7 @@ make_ca(struct certs *c, char *err, size_t errlen)
 		goto tls;
 	}
 	X509_EXTENSION_free(e);
-	if ((e = ski_ext(c->ca_key)) == NULL ||
+	if ((e = ski_ext(pub)) == NULL ||
 	    X509_add_ext(c->ca, e, -1) != 1) {
 		X509_EXTENSION_free(e);
 		goto tls;
@@ -348,6 +361,7 @@ tls:
 	snprintf(err, errlen, "cannot create the ephemeral CA: %s",
 	    certs_tls_errors(tls, sizeof tls));
 out:
+	EVP_PKEY_free(pub);
 	X509_NAME_free(name);
 	return r;
 }
@@ -553,21 +567,40 @@ load_ca(struct certs *c, const char *cert_file, const char *key_file,
 	return 0;
 }
 
-static int
-leaf_exts(struct certs *c)
+static void
+leaf_unprepare(struct certs *c)
 {
-	const char	*ku = "critical,digitalSignature";
+	for (int i = 0; i < NLEAFEXT; i++) {
+		X509_EXTENSION_free(c->ext[i]);
+		c->ext[i] = NULL;
+	}
+	EVP_PKEY_free(c->leaf_pub);
+	EVP_PKEY_free(c->leaf_key);
+	c->leaf_pub = c->leaf_key = NULL;
+}
 
-	if (EVP_PKEY_is_a(c->leaf_key, "RSA"))
-		ku = "critical,digitalSignature,keyEncipherment";
-	if ((c->ext[EXT_BC] = conf_ext(NID_basic_constraints,
+/*
+ * The key and the extensions every leaf shares. Made for the first leaf,
+ * not at start: a run that intercepts nothing never pays for them.
+ */
+static int
+leaf_prepare(struct certs *c)
+{
+	if (c->leaf_key != NULL)
+		return 0;
+	if ((c->leaf_key = EVP_EC_gen("P-256")) == NULL ||
+	    (c->leaf_pub = legacy_public(c->leaf_key)) == NULL ||
+	    (c->ext[EXT_BC] = conf_ext(NID_basic_constraints,
 	    "critical,CA:FALSE")) == NULL ||
-	    (c->ext[EXT_KU] = conf_ext(NID_key_usage, ku)) == NULL ||
+	    (c->ext[EXT_KU] = conf_ext(NID_key_usage,
+	    "critical,digitalSignature")) == NULL ||
 	    (c->ext[EXT_EKU] = conf_ext(NID_ext_key_usage,
 	    "serverAuth")) == NULL ||
-	    (c->ext[EXT_SKI] = ski_ext(c->leaf_key)) == NULL ||
-	    (c->ext[EXT_AKI] = aki_ext(c->ca)) == NULL)
+	    (c->ext[EXT_SKI] = ski_ext(c->leaf_pub)) == NULL ||
+	    (c->ext[EXT_AKI] = aki_ext(c->ca)) == NULL) {
+		leaf_unprepare(c);
 		return -1;
+	}
 	return 0;
 }
 
@@ -721,16 +754,16 @@ certs_new(const char *ca_cert_file, const char *ca_key_file, char *err,
 		c->md = NULL;
 	else
 		c->md = EVP_sha256();
-	if ((c->leaf_key = EVP_EC_gen("P-256")) == NULL ||
-	    (c->leaf_pub = legacy_public(c->leaf_key)) == NULL ||
-	    leaf_exts(c) != 0) {
-		snprintf(err, errlen, "cannot prepare leaf certificates: %s",
-		    certs_tls_errors(tls, sizeof tls));
-		goto fail;
-	}
 	/* A loaded key may be of a kind that cannot sign certificates
-	 * (X25519, ...): find out now, not at the first connection. */
+	 * (X25519, ...): find out now, not at the first connection. An
+	 * ephemeral CA prepares its leaves when the first is asked for. */
 	if (ca_key_file != NULL) {
+		if (leaf_prepare(c) != 0) {
+			snprintf(err, errlen, "cannot prepare leaf "
+			    "certificates: %s", certs_tls_errors(tls,
+			    sizeof tls));
+			goto fail;
+		}
 		if ((probe = mint(c, PROBE_HOST, time(NULL))) == NULL) {
 			snprintf(err, errlen, "ca key '%s' cannot sign "
 			    "certificates: %s", ca_key_file,
@@ -765,13 +798,10 @@ certs_free(struct certs *c)
 		X509_free(l->cert);
 		free(l);
 	}
-	for (int i = 0; i < NLEAFEXT; i++)
-		X509_EXTENSION_free(c->ext[i]);
+	leaf_unprepare(c);
 	SSL_CTX_free(c->server);
 	SSL_CTX_free(c->client);
 	free(c->client_extra);
-	EVP_PKEY_free(c->leaf_pub);
-	EVP_PKEY_free(c->leaf_key);
 	EVP_PKEY_free(c->ca_key);
 	X509_free(c->ca);
 	OPENSSL_cleanse(c, sizeof *c);
@@ -928,7 +958,7 @@ certs_leaf(struct certs *c, const char *host, X509 **cert, EVP_PKEY **key)
 		}
 		cache_remove(c, l);
 	}
-	if ((x = mint(c, host, now)) == NULL)
+	if (leaf_prepare(c) != 0 || (x = mint(c, host, now)) == NULL)
 		return -1;
 	if (c->count >= CERTS_CACHE_MAX)
 		cache_remove(c, c->tail);

@@ -1,11 +1,14 @@
 """Real clients through TLS interception with the bouquet alone (issue 6):
 curl, python3-requests, node's https (through a CONNECT agent of a few
-lines: Node 20 ignores proxy variables in https) and git over https (git
-http-backend behind nginx TLS, on a host bound to a secret). None is given
-a CA option: each trusts egress-run's ephemeral CA only through the
-variable the bouquet sets for it (SSL_CERT_FILE/CURL_CA_BUNDLE,
-REQUESTS_CA_BUNDLE, NODE_EXTRA_CA_CERTS, GIT_SSL_CAINFO); the same client
-with that variable removed fails, so the variable is what made it work.
+lines: Node 20 ignores proxy variables in https), wget (GnuTLS: ignores
+SSL_CERT_FILE), Java's HttpsURLConnection (when a JDK is installed) and
+git over https (git http-backend behind nginx TLS, on a host bound to a
+secret). None is given a CA option: each trusts egress-run's ephemeral CA
+only through the variable the bouquet sets for it (SSL_CERT_FILE/
+CURL_CA_BUNDLE, REQUESTS_CA_BUNDLE, NODE_EXTRA_CA_CERTS, GIT_SSL_CAINFO,
+WGETRC's ca_certificate, JAVA_TOOL_OPTIONS' PKCS#12 trust store); the same
+client with that variable removed fails, so the variable is what made it
+work.
 The origin (nginx, certificate from a TestCA made at run time) records
 the headers it received; --upstream-ca makes egress-run trust it.
 
@@ -15,6 +18,7 @@ others may read refused at start (125).
 """
 
 import os
+import shutil
 import subprocess
 import unittest
 
@@ -70,6 +74,26 @@ r = requests.get(sys.argv[1], timeout=15, headers={
     "X-Other": "py-" + os.environ["MYKEY"]})
 sys.stdout.write("%d %s" % (r.status_code, r.text))
 sys.exit(0 if r.status_code == 200 else 1)
+"""
+
+# Java: GET argv[0]; proxy and trust only from JAVA_TOOL_OPTIONS.
+JAVA_CLIENT = r"""
+import java.net.HttpURLConnection;
+import java.net.URL;
+
+public class Get {
+    public static void main(String[] a) throws Exception {
+        HttpURLConnection c = (HttpURLConnection) new URL(a[0])
+            .openConnection();
+        c.setConnectTimeout(15000);
+        c.setReadTimeout(15000);
+        c.setRequestProperty("X-Other", "java-" + System.getenv("MYKEY"));
+        int code = c.getResponseCode();
+        String body = new String(c.getInputStream().readAllBytes());
+        System.out.print(code + " " + body);
+        System.exit(code == 200 ? 0 : 1);
+    }
+}
 """
 
 GIT_LOCATION = """
@@ -163,6 +187,56 @@ class ClientsThroughInterception(mf.MitmCase):
             self.assertEqual(rec["other"], "%s-%s" % (prefix, self.value))
         self.assertNotIn(self.value, r.stderr)
         self.assert_no_state_left()
+
+    def test_wget_and_java_trust_their_own_forms_of_the_bundle(self):
+        # wget reads WGETRC's ca_certificate; Java the PKCS#12 trust
+        # store that JAVA_TOOL_OPTIONS names (built from the system roots,
+        # partly from a cache: a second run uses it).
+        java = shutil.which("java")
+        jsrc = self.tmp.write("Get.java", JAVA_CLIENT)
+        u = self.url
+        wget = ('wget -q -O- -t 1 -T 15 --header "X-Other: wget-$MYKEY" ' +
+                u)
+        no_trust = ('JAVA_TOOL_OPTIONS="$(echo "$JAVA_TOOL_OPTIONS" | '
+                    'sed "s/-Djavax\\.net\\.ssl\\.[^ ]*//g")" ')
+        script = (h.SH_VIA_PROXY +
+                  sh_client("wget", self.out, without(*TRUST_VARS) + wget) +
+                  sh_client("wget_no", self.out,
+                            without("WGETRC", *TRUST_VARS) + wget))
+        if java:
+            script += (
+                sh_client("java", self.out, without(*TRUST_VARS) +
+                          "%s %s %s" % (java, jsrc, u)) +
+                sh_client("java_no", self.out, without(*TRUST_VARS) +
+                          no_trust + "%s %s %s" % (java, jsrc, u)))
+        env = dict(self.env, XDG_CACHE_HOME=self.tmp.mkdir("cache"))
+        names = ["wget"] + (["java"] if java else [])
+        for run in range(2):
+            r = self.egress(self.args(), ["sh", "-c", script], env=env)
+            self.assertEqual(r.rc, 0, r)
+            for name in names:
+                rc, out, err = client_result(self.out, name)
+                self.assertEqual(rc, 0, "run %d: %s failed: %s %s"
+                                 % (run, name, out, err[-2000:]))
+                self.assertIn("host=[api.test]", out, name)
+                self.assertIn("auth=[Bearer %s]" % self.value, out, name)
+            for name in [n + "_no" for n in names]:
+                rc, out, err = client_result(self.out, name)
+                self.assertNotEqual(rc, 0, "%s trusted egress-run's CA "
+                                    "without its trust form: %s"
+                                    % (name, out))
+                if name == "java_no":
+                    self.assertRegex(err, r"PKIX|SSLHandshake|certificat",
+                                     name)
+        # The roots' part of the Java store is cached, privately.
+        cache = os.path.join(env["XDG_CACHE_HOME"], "egress-run")
+        parts = [f for f in os.listdir(cache) if f.endswith(".p12part")]
+        self.assertEqual(len(parts), 1, os.listdir(cache))
+        self.assertEqual(os.stat(cache).st_mode & 0o777, 0o700)
+        self.assertEqual(os.stat(os.path.join(cache, parts[0])).st_mode &
+                         0o777, 0o600)
+        if not java:
+            self.skipTest("no java: only wget was checked")
 
     # Bug A (conn.c, lead): once a response is complete on a connection
     # that is not kept alive, conn_finish() shuts the socket down as soon
