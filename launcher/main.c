@@ -9,6 +9,8 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+
 #include "common/log.h"
 #include "launcher/config.h"
 #include "launcher/connect.h"
@@ -33,6 +35,9 @@ main(int argc, char **argv)
 	 * execve.)
 	 */
 	(void)prctl(PR_SET_DUMPABLE, 0);
+	/* OpenSSL's clean-up at exit frees what the exit frees anyway: it
+	 * costs half a millisecond a run. Keys are wiped when we free them. */
+	(void)OPENSSL_init_crypto(OPENSSL_INIT_NO_ATEXIT, NULL);
 
 	config_init(&cfg);
 	if (argc >= 2 && strcmp(argv[1], "serve") == 0) {
