@@ -970,6 +970,17 @@ def measure_p6(args, peers, res, tmp):
         cmds.append(("egress-run --no-llm -- true",
                      [args.bin, "-q", "--no-upstream", "--no-llm", "--",
                       true]))
+    # Under --isolate (a user + network namespace, the listening socket
+    # handed out of it): --fail-closed, so a fallback to env-only routing
+    # cannot pass for a measurement.
+    iso = [args.bin, "-q", "--no-upstream", "--isolate", "--fail-closed",
+           "--", true]
+    if "--isolate" in h.stdout + h.stderr:
+        r = run(iso, capture_output=True, text=True)
+        if r.returncode == 0:
+            cmds.append(("egress-run --isolate -- true", iso))
+        else:
+            log(f"  --isolate does not run here: {r.stderr.strip()[-200:]}")
     pkg = srt_package(args)
     srt = None
     if pkg is not None and shutil.which("bwrap") and shutil.which("socat"):
