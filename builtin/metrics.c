@@ -286,6 +286,61 @@ hooks_text(struct evbuffer *out, const struct hooks *hs)
 	}
 }
 
+static uint64_t
+sandbox_counter(const struct sandbox_counters *n, int i)
+{
+	switch (i) {
+	case 0:
+		return n->conns;
+	case 1:
+		return n->requests;
+	default:
+		return n->denials;
+	}
+}
+
+/* Per sandbox, when there is a registry: whose traffic it was. */
+static void
+sandboxes_text(struct evbuffer *out, const struct sandbox_list *l)
+{
+	static const char *const name[] = {
+		"egress_run_sandbox_connections_total",
+		"egress_run_sandbox_requests_total",
+		"egress_run_sandbox_denials_total",
+	};
+	static const char *const help[] = {
+		"Client connections attributed to the sandbox.",
+		"Requests and tunnels of the sandbox.",
+		"Requests and tunnels of the sandbox refused.",
+	};
+	const struct sandbox *sb;
+
+	if (l == NULL)
+		return;
+	for (int i = 0; i < 3; i++) {
+		header(out, name[i], "counter", help[i]);
+		TAILQ_FOREACH(sb, l, entry)
+			sample(out, name[i], "sandbox", sb->id, NULL, NULL,
+			    sandbox_counter(sb->n, i));
+	}
+	header(out, "egress_run_sandbox_bytes_total", "counter",
+	    "Bytes relayed for the sandbox, up and down.");
+	TAILQ_FOREACH(sb, l, entry) {
+		sample(out, "egress_run_sandbox_bytes_total", "sandbox",
+		    sb->id, "direction", "up", sb->n->bytes_up);
+		sample(out, "egress_run_sandbox_bytes_total", "sandbox",
+		    sb->id, "direction", "down", sb->n->bytes_down);
+	}
+	header(out, "egress_run_sandbox_llm_tokens_total", "counter",
+	    "LLM tokens of the sandbox, input and output.");
+	TAILQ_FOREACH(sb, l, entry) {
+		sample(out, "egress_run_sandbox_llm_tokens_total", "sandbox",
+		    sb->id, "type", "input", sb->n->llm_input);
+		sample(out, "egress_run_sandbox_llm_tokens_total", "sandbox",
+		    sb->id, "type", "output", sb->n->llm_output);
+	}
+}
+
 char *
 metrics_format(const struct metrics *m, const struct metrics_snapshot *snap,
     size_t *len)
@@ -322,6 +377,7 @@ metrics_format(const struct metrics *m, const struct metrics_snapshot *snap,
 	    snap->bytes_down);
 	llm_text(out, snap->llm);
 	hooks_text(out, snap->hooks);
+	sandboxes_text(out, snap->sandboxes);
 	*len = evbuffer_get_length(out);
 	text = xcalloc(1, *len + 1);
 	evbuffer_remove(out, text, *len);
@@ -440,6 +496,7 @@ serve(struct scrape *s, const struct http_request *req)
 		snap.bytes_down = srv->stats.bytes_down;
 		snap.llm = srv->sb != NULL ? srv->sb->llm : NULL;
 		snap.hooks = srv->hooks;
+		snap.sandboxes = srv->sandboxes;
 	}
 	text = metrics_format(s->m, &snap, &len);
 	answer(s, 200, "OK", "Content-Type: text/plain; version=0.0.4; "

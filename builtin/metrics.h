@@ -26,6 +26,8 @@ struct server;
 #define METRICS_TIMEOUT		5	/* s: a scrape's request and answer */
 
 /* What the server knows, read at scrape time. */
+struct sandbox_list;
+
 struct metrics_snapshot {
 	uint64_t		 conns;		/* accepted */
 	uint64_t		 conns_open;
@@ -33,6 +35,8 @@ struct metrics_snapshot {
 	uint64_t		 bytes_down;
 	const struct llm_stats	*llm;		/* NULL: no accounting */
 	const struct hooks	*hooks;		/* NULL: no hooks */
+	const struct sandbox_list *sandboxes;	/* the registry (daemon,
+						   --control), or NULL */
 };
 
 /*

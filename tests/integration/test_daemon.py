@@ -253,7 +253,8 @@ class DaemonCase(h.EgressTestCase):
 class Sources(DaemonCase):
 
     def test_each_source_gets_its_own_policy_and_nobody_elses(self):
-        d = Daemon(self)
+        mport = h.free_port()
+        d = Daemon(self, "--metrics", "127.0.0.1:%d" % mport)
         d.register(self, dict(self.policy("a.test"), id="alpha",
                               source="127.0.0.2"))
         d.register(self, dict(self.policy("b.test"), id="beta",
@@ -306,6 +307,17 @@ class Sources(DaemonCase):
         st, doc, _ = d.api("GET", "/v1/sandboxes")
         self.assertEqual(sorted(s["id"] for s in doc["sandboxes"]),
                          ["alpha", "beta"])
+        # The same, per sandbox, in the Prometheus text.
+        r = subprocess.run(["curl", "-sS", "--max-time", "10",
+                            "http://127.0.0.1:%d/metrics" % mport],
+                           capture_output=True, text=True, timeout=20)
+        lines = set(r.stdout.splitlines())
+        self.assertIn('egress_run_sandbox_denials_total{sandbox="alpha"} 1',
+                      lines, r.stdout)
+        self.assertIn('egress_run_sandbox_denials_total{sandbox="beta"} 1',
+                      lines)
+        self.assertIn('egress_run_sandbox_connections_total{sandbox='
+                      '"alpha"} %d' % n["connections"], lines)
 
     def test_a_sandboxes_secret_is_its_own(self):
         d = Daemon(self)

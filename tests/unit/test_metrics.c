@@ -2,7 +2,7 @@
  * builtin/metrics.c: --metrics addresses (loopback only), counters fed
  * from audit events, and the exposition text: every family announced,
  * every sample well formed, label values escaped, label tables bounded,
- * LLM rows and hook counts included.
+ * LLM rows, hook counts and the daemon's sandboxes included.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -14,6 +14,7 @@
 #include "builtin/hooks.h"
 #include "builtin/llm.h"
 #include "builtin/metrics.h"
+#include "builtin/sandbox.h"
 #include "launcher/config.h"
 #include "test.h"
 
@@ -193,7 +194,8 @@ static void
 counters_from_audit_events(void)
 {
 	struct metrics		*m = metrics_new();
-	struct metrics_snapshot	 snap = { 7, 2, 1000, 50000, NULL, NULL };
+	struct metrics_snapshot	 snap = { 7, 2, 1000, 50000, NULL, NULL,
+	    NULL };
 	size_t			 len;
 	char			*text;
 
@@ -332,6 +334,51 @@ llm_rows_and_hooks_are_included(void)
 	metrics_free(m);
 }
 
+static void
+sandboxes_are_labelled(void)
+{
+	struct metrics		*m = metrics_new();
+	struct sandbox_counters	 na = { 3, 5, 1, 100, 2000, 40, 9 }, nb;
+	struct sandbox		 a, b;
+	struct sandbox_list	 l;
+	struct metrics_snapshot	 snap;
+	char			*text;
+	size_t			 len;
+
+	memset(&a, 0, sizeof a);
+	memset(&b, 0, sizeof b);
+	memset(&nb, 0, sizeof nb);
+	a.id = "job-1";
+	a.n = &na;
+	b.id = "odd\"id";
+	b.n = &nb;
+	TAILQ_INIT(&l);
+	TAILQ_INSERT_TAIL(&l, &a, entry);
+	TAILQ_INSERT_TAIL(&l, &b, entry);
+	memset(&snap, 0, sizeof snap);
+	text = metrics_format(m, &snap, &len);
+	CHECK(strstr(text, "egress_run_sandbox_") == NULL, "no registry, "
+	    "no sandbox series");
+	free(text);
+	snap.sandboxes = &l;
+	text = metrics_format(m, &snap, &len);
+	check_format(text);
+	CHECK(has_line(text, "egress_run_sandbox_connections_total{sandbox="
+	    "\"job-1\"} 3"), "connections");
+	CHECK(has_line(text, "egress_run_sandbox_requests_total{sandbox="
+	    "\"job-1\"} 5"), "requests");
+	CHECK(has_line(text, "egress_run_sandbox_denials_total{sandbox="
+	    "\"job-1\"} 1"), "denials");
+	CHECK(has_line(text, "egress_run_sandbox_bytes_total{sandbox="
+	    "\"job-1\",direction=\"down\"} 2000"), "bytes down");
+	CHECK(has_line(text, "egress_run_sandbox_llm_tokens_total{sandbox="
+	    "\"job-1\",type=\"output\"} 9"), "output tokens");
+	CHECK(has_line(text, "egress_run_sandbox_denials_total{sandbox="
+	    "\"odd\\\"id\"} 0"), "escaped id");
+	free(text);
+	metrics_free(m);
+}
+
 int
 main(void)
 {
@@ -339,5 +386,6 @@ main(void)
 	RUN(counters_from_audit_events);
 	RUN(label_values_are_escaped_and_bounded);
 	RUN(llm_rows_and_hooks_are_included);
+	RUN(sandboxes_are_labelled);
 	return test_done("test_metrics");
 }
