@@ -7,9 +7,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-scripts/deps.sh
-cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build build -j"$(nproc)" >/dev/null
+# EGRESS_DEMO_BIN: run that egress-run, installing and building nothing
+# (tests/integration/test_demo.py runs the demo so).
+bin=${EGRESS_DEMO_BIN:-}
+if [ -z "$bin" ]; then
+	scripts/deps.sh
+	cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	cmake --build build -j"$(nproc)" >/dev/null
+	bin=build/egress-run
+fi
 
 work=$(mktemp -d)
 trap 'kill "$origin" 2>/dev/null || true; rm -rf "$work"' EXIT
@@ -24,7 +30,7 @@ for _ in $(seq 50); do
 done
 
 echo "\$ egress-run --allow demo.test --resolve demo.test:$port:127.0.0.1 --audit audit.jsonl -- sh -c '...'"
-build/egress-run --allow demo.test --resolve "demo.test:$port:127.0.0.1" \
+"$bin" --allow demo.test --resolve "demo.test:$port:127.0.0.1" \
     --audit "$work/audit.jsonl" -- sh -c "
 	echo '--- allowed: curl http://demo.test:$port/'
 	curl -sS http://demo.test:$port/

@@ -53,6 +53,8 @@ tinyproxy                  # another upstream HTTP proxy
 less                       # a full-screen program for terminal tests
 ca-certificates            # system roots: the base of the trust bundle
 nodejs                     # node clients (https, NODE_EXTRA_CA_CERTS) in tests
+default-jdk-headless       # java: a client trusting the PKCS#12 trust store
+man-db                     # man -l: the installed man page is read in a test
 '
 
 # Services the packages above start on install; they would hold ports.

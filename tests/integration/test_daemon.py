@@ -28,6 +28,7 @@ Runs under Debian's /usr/bin/python3; binds 127.0.0.0/8 only.
 import json
 import os
 import re
+import signal
 import socket
 import stat
 import subprocess
@@ -671,6 +672,25 @@ class Via(DaemonCase):
                                               "log": d.proc.log_text()},
                                   paths=[d.dir, self.state_tmp]), [])
 
+    def test_the_lease_is_renewed_while_command_runs(self):
+        # A 60 s lease renewed every 20 s: 21 s in, expires_at has moved on
+        # and requests still pass.
+        d = Daemon(self)
+        lst = "curl -s --unix-socket %s http://x/v1/sandboxes > %s; "
+        script = (h.SH_VIA_PROXY + lst % (d.sock, self.tmp.join("t0")) +
+                  "sleep 21; " + lst % (d.sock, self.tmp.join("t1")) +
+                  "curl -sS --fail --max-time 10 %s" % self.url("a.test"))
+        r = self.egress(["--via", d.sock, "--allow", "a.test", "--resolve",
+                         "a.test:%d:127.0.0.1" % self.oport],
+                        ["sh", "-c", script], timeout=60)
+        self.assertEqual(r.rc, 0, r)
+        self.assertEqual(r.stdout, "hello from the origin\n")
+        (t0,) = json.loads(self.tmp.read("t0"))["sandboxes"]
+        (t1,) = json.loads(self.tmp.read("t1"))["sandboxes"]
+        self.assertEqual(t0["id"], t1["id"])
+        self.assertGreater(t1["expires_at"], t0["expires_at"])
+        self.assertEqual(d.api("GET", "/v1/sandboxes")[1]["sandboxes"], [])
+
     def test_unreachable_daemon_falls_back_or_fails_closed(self):
         nowhere = self.tmp.join("no-daemon.sock")
         r = self.egress(["--via", nowhere, "--allow", "a.test", "--resolve",
@@ -718,6 +738,25 @@ class SingleRun(DaemonCase):
         self.assertEqual(r.rc, 0, r)
         self.assertEqual(r.stdout, "200 403 200 200 405", r)
         self.assertFalse(os.path.exists(sock), "control socket left behind")
+
+
+    def test_sighup_stays_the_childs(self):
+        # egress-run passes SIGHUP to COMMAND; the API is not reloaded or
+        # stopped by it.
+        sock = self.tmp.join("hup.sock")
+        got, ready = self.tmp.join("got-hup"), self.tmp.join("ready")
+        script = ("trap 'echo hup > %s' HUP; echo > %s; i=0; "
+                  "while [ ! -s %s ] && [ $i -lt 200 ]; do sleep 0.05; "
+                  "i=$((i+1)); done; sleep 2" % (got, ready, got))
+        p = self.start_egress(["--control", sock, "--allow", "a.test"],
+                              ["sh", "-c", script])
+        h.wait_for(lambda: os.path.exists(ready) and os.path.exists(sock),
+                   10, "COMMAND and the control socket")
+        p.signal(signal.SIGHUP)
+        h.wait_for(lambda: os.path.exists(got), 5, "COMMAND's SIGHUP")
+        st, doc, raw = api(sock, "GET", "/v1/sandboxes/default")
+        self.assertEqual(st, 200, raw)
+        self.assertEqual(p.wait(10), 0, p.log_text())
 
 
 class Churn(DaemonCase):
