@@ -427,6 +427,8 @@ hooks_payload(enum hook_kind kind, const struct audit_event *e, bool tls,
 	}
 	j_cstr(&b, "rule", e->rule);
 	j_cstr(&b, "reason", e->reason);
+	if (e->sandbox != NULL)		/* a daemon's: whose it was */
+		j_cstr(&b, "sandbox", e->sandbox);
 	if (e->llm != NULL) {
 		const struct audit_llm *l = e->llm;
 
@@ -798,10 +800,16 @@ void
 hooks_request(struct conn *c)
 {
 	struct hooks		*hs = c->srv->hooks;
+	struct hooks		*own = c->sb != NULL ? c->sb->hooks : NULL;
 	struct request		*r = &c->req;
 	struct audit_event	 e;
 
-	if (hs == NULL || !(hs->kinds & (1u << HOOK_REQUEST)))
+	/* The run's (or daemon's) hooks, and the sandbox's own. */
+	if (hs != NULL && !(hs->kinds & (1u << HOOK_REQUEST)))
+		hs = NULL;
+	if (own != NULL && !(own->kinds & (1u << HOOK_REQUEST)))
+		own = NULL;
+	if (hs == NULL && own == NULL)
 		return;
 	memset(&e, 0, sizeof e);
 	e.event = "request";
@@ -816,7 +824,11 @@ hooks_request(struct conn *c)
 	e.mitm = c->mitm;
 	/* Set while the head was built; "secret" once it is sent. */
 	e.secret = r->secret_pending ? r->secret_pending : r->secret;
-	deliver(hs, HOOK_REQUEST, &e, c->mitm || r->origin_tls);
+	e.sandbox = c->srv->multi && c->sb != NULL ? c->sb->id : NULL;
+	if (hs != NULL)
+		deliver(hs, HOOK_REQUEST, &e, c->mitm || r->origin_tls);
+	if (own != NULL)
+		deliver(own, HOOK_REQUEST, &e, c->mitm || r->origin_tls);
 }
 
 /* -------------------------------------------------------------------------

@@ -40,7 +40,6 @@
 #define CONTROL_EXPIRED_KEPT	60	/* s: "registration expired" */
 #define TOKEN_BYTES		24
 
-extern char **environ;
 
 struct client {
 	struct control		*ctl;
@@ -307,12 +306,13 @@ build(struct control *ctl, struct registration *r, const char *id,
 		    "leave 'secrets' out");
 		return NULL;
 	}
-	/* Values for KEY:host secrets: the registration's "env", else the
-	 * daemon's own environment. */
+	/* Values for KEY:host secrets: the registration's "env" only. The
+	 * daemon's own environment is not for whoever can register to send
+	 * to a host of their choosing. */
 	if ((sb = sandbox_new(ctl->srv, id, &r->cfg, prev == ctl->srv->sb &&
 	    prev != NULL && prev->secrets_owner == NULL && !prev->own_secrets ?
-	    prev->secrets : NULL, r->env.n > 0 ? strlist_array(&r->env) :
-	    environ, prev, err, sizeof err)) == NULL) {
+	    prev->secrets : NULL, strlist_array(&r->env), prev, err,
+	    sizeof err)) == NULL) {
 		error_answer(a, 400, "registration: %s", err);
 		return NULL;
 	}
@@ -732,7 +732,7 @@ control_start(struct event_base *base, struct server *srv, const char *path,
 		return NULL;
 	}
 	umask(old);
-	if (chmod(path, 0600) != 0 || listen(fd, 64) != 0) {
+	if (listen(fd, 64) != 0 || chmod(path, 0600) != 0) {
 		snprintf(err, errlen, "--control '%s': %s", path,
 		    strerror(errno));
 		close(fd);

@@ -188,22 +188,28 @@ def vm_rss_kib(pid):
 class Daemon:
     """egress-run serve on 127.0.0.1 with its control socket and audit."""
 
-    def __init__(self, tc, *extra):
+    def __init__(self, tc, *extra, env=None):
         self.dir = tc.tmp.mkdir("daemon-%d" % time.monotonic_ns(),
                                 mode=0o700)
         self.sock = os.path.join(self.dir, "control.sock")
         self.audit = os.path.join(self.dir, "audit.jsonl")
         self.port = h.free_port()
         # Its own TMPDIR (not the runs'); under ASan no quarantine.
-        env = dict(ff.session_env(), TMPDIR=self.dir)
+        env = dict(ff.session_env(env), TMPDIR=self.dir)
         self.proc = h.Proc([h.egress_bin(), "serve", "--listen",
                             "127.0.0.1:%d" % self.port, "--control",
                             self.sock, "--audit", self.audit] + list(extra),
                            os.path.join(self.dir, "daemon.log"), env=env,
                            name="egress-run serve")
         tc.addCleanup(self.stop_and_check)
-        h.wait_port("127.0.0.1", self.port, 10, self.proc)
-        h.wait_for(lambda: os.path.exists(self.sock), 5, "control socket")
+        # The proxy URL on stdout comes once the proxy and the control
+        # socket both accept (the socket file alone may precede listen()).
+        h.wait_for(lambda: "http://127.0.0.1:%d" % self.port in
+                   self.proc.log_text() or not self.proc.alive(), 10,
+                   "the daemon's proxy URL")
+        if not self.proc.alive():
+            raise AssertionError("egress-run serve exited:\n" +
+                                 self.proc.log_tail())
 
     def stop_and_check(self):
         """Stop it; a clean exit, and no sanitizer report (ASan build)."""
@@ -255,7 +261,9 @@ class Sources(DaemonCase):
 
     def test_each_source_gets_its_own_policy_and_nobody_elses(self):
         mport = h.free_port()
-        d = Daemon(self, "--metrics", "127.0.0.1:%d" % mport)
+        hook = self.tmp.join("deny-hook.jsonl")
+        d = Daemon(self, "--metrics", "127.0.0.1:%d" % mport, "--hook",
+                   "deny:file:" + hook)
         d.register(self, dict(self.policy("a.test"), id="alpha",
                               source="127.0.0.2"))
         d.register(self, dict(self.policy("b.test"), id="beta",
@@ -308,6 +316,12 @@ class Sources(DaemonCase):
         st, doc, _ = d.api("GET", "/v1/sandboxes")
         self.assertEqual(sorted(s["id"] for s in doc["sandboxes"]),
                          ["alpha", "beta"])
+        # The daemon's own hooks say whose each event was.
+        with open(hook) as f:
+            whose = sorted(str(json.loads(ln).get("sandbox")) for ln in f)
+        self.assertEqual(whose[:2], ["None", "None"], whose)   # unknown
+        self.assertIn("alpha", whose)
+        self.assertIn("beta", whose)
         # The same, per sandbox, in the Prometheus text.
         r = subprocess.run(["curl", "-sS", "--max-time", "10",
                             "http://127.0.0.1:%d/metrics" % mport],
@@ -548,6 +562,23 @@ class ControlApi(DaemonCase):
                          b'{"allow": ["' + b"a" * (2 << 20) + b'"]}')
         self.assertEqual(st, 413)
         self.assertTrue(d.proc.alive())
+
+    def test_secret_values_come_from_the_registration_only(self):
+        # Whoever may register must not be able to send the daemon's own
+        # environment to a host of their choosing.
+        key = mf.new_secret()
+        d = Daemon(self, env={"DAEMON_KEY": key})
+        st, doc, raw = d.api("POST", "/v1/sandboxes",
+                             {"id": "x", "source": "127.0.0.2",
+                              "allow": ["evil.test"],
+                              "secrets": ["DAEMON_KEY:evil.test"]})
+        self.assertEqual(st, 400, raw)
+        self.assertIn("DAEMON_KEY", doc["error"])
+        self.assertNotIn(key.encode(), raw)
+        d.register(self, {"id": "x", "source": "127.0.0.2",
+                          "allow": ["evil.test"],
+                          "secrets": ["DAEMON_KEY:evil.test"],
+                          "env": {"DAEMON_KEY": "its-own-value-000000000"}})
 
     def test_a_flood_of_idle_clients_locks_nobody_out(self):
         d = Daemon(self)
