@@ -642,8 +642,15 @@ pump_collect(struct conn *c)
 	}
 	if (!r->git_push && r->rules_body && evbuffer_get_length(r->collect)
 	    > RULES_BODY_MAX) {
+		struct rule_verdict v;
+
+		/* Name the rule that wanted the body (a NULL body is over
+		 * the bound): not "default". */
+		(void)rules_eval_body(c->sb->rules, r->method,
+		    strlen(r->method), &r->dest, r->target, strlen(r->target),
+		    NULL, 0, &v);
 		conn_deny_json(c, "the request body is over 256 KiB, more than "
-		    "a request rule can judge", NULL);
+		    "a request rule can judge", v.rule);
 		return;
 	}
 	if (!r->git_push && !r->rules_body && evbuffer_get_length(r->collect)

@@ -7,6 +7,11 @@ answers); keep-alive on both sides, HEAD, HTTP/1.0 clients, Expect:
 Origins listen on 127.0.0.1 under a pinned name (--resolve origin.test:
 PORT:127.0.0.1 --allow origin.test): that is how a real destination is
 named, and it passes the address guard without NO_PROXY tricks.
+
+Hop-by-hop response fields: a raw-socket origin answers with
+Connection-named fields, Keep-Alive, Proxy-Connection, Upgrade (on a 200),
+TE and Trailer; the client (a raw socket through the proxy) gets none of
+them and every ordinary field, for Content-Length and chunked answers.
 """
 
 import hashlib
@@ -17,13 +22,98 @@ import time
 import unittest
 
 import builtin_fixtures as bf
-from harness import EgressTestCase, PY, wait_for
+from harness import EgressTestCase, PY, free_port, wait_for, wait_port
 
 NAME = "origin.test"
 
 
 def pin(port, name=NAME):
     return ["--resolve", "%s:%d:127.0.0.1" % (name, port), "--allow", name]
+
+
+# A raw-socket origin: for each request on a connection (kept open until
+# the peer closes, or after an answer that says close), the canned answer
+# named by the request path's last segment. Writes each request head it
+# reads to stdout.
+_HOP_ORIGIN = r'''
+import socket, sys, threading
+ANSWERS = {
+    "named": (b"HTTP/1.1 200 OK\r\n"
+              b"Connection: X-Secret-Hop, close\r\n"
+              b"X-Secret-Hop: s3cret\r\n"
+              b"Keep-Alive: timeout=5, max=100\r\n"
+              b"Proxy-Connection: keep-alive\r\n"
+              b"Upgrade: h2c, websocket\r\n"
+              b"TE: trailers\r\n"
+              b"Trailer: X-Checksum\r\n"
+              b"X-Ordinary: yes\r\n"
+              b"Cache-Control: no-store\r\n"
+              b"Content-Type: text/plain\r\n"
+              b"Content-Length: 5\r\n\r\nhello", True),
+    # Two Connection fields, odd case and spacing, empty list elements;
+    # the connection stays open.
+    "spread": (b"HTTP/1.1 200 OK\r\n"
+               b"connection: keep-alive\r\n"
+               b"CONNECTION:  x-second-hop ,, X-Third-Hop ,\r\n"
+               b"x-second-hop: 2\r\n"
+               b"X-THIRD-HOP: 3\r\n"
+               b"keep-alive: timeout=5\r\n"
+               b"X-Kept: 1\r\n"
+               b"ETag: \"e1\"\r\n"
+               b"Content-Length: 6\r\n\r\nspread", False),
+    # Chunked, announcing and sending a trailer section.
+    "trailer": (b"HTTP/1.1 200 OK\r\n"
+                b"Transfer-Encoding: chunked\r\n"
+                b"Trailer: X-Checksum\r\n"
+                b"Connection: X-Secret-Hop\r\n"
+                b"X-Secret-Hop: s3cret\r\n"
+                b"Upgrade: websocket\r\n"
+                b"TE: trailers\r\n"
+                b"X-Ordinary: chunked\r\n\r\n"
+                b"7\r\nchunked\r\n0\r\nX-Checksum: 42\r\n\r\n", False),
+}
+def serve(c):
+    c.settimeout(30)
+    buf = b""
+    try:
+        while True:
+            while b"\r\n\r\n" not in buf:
+                b = c.recv(65536)
+                if not b:
+                    return
+                buf += b
+            head, _, buf = buf.partition(b"\r\n\r\n")
+            sys.stdout.write(head.decode("latin-1") + "\n--\n")
+            sys.stdout.flush()
+            path = head.split(b" ")[1].split(b"?")[0]
+            answer, close = ANSWERS[path.rsplit(b"/", 1)[1].decode()]
+            c.sendall(answer)
+            if close:
+                return
+    finally:
+        c.close()
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.listen(16)
+while True:
+    c, _ = s.accept()
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+'''
+
+HOP_FIELDS = ("connection", "keep-alive", "proxy-connection", "upgrade",
+              "te", "trailer", "x-secret-hop", "x-second-hop",
+              "x-third-hop")
+
+
+def head_fields(raw):
+    """[(lower name, value)] of every field in a response head."""
+    head = raw.partition(b"\r\n\r\n")[0].decode("latin-1")
+    out = []
+    for ln in head.split("\r\n")[1:]:
+        k, _, v = ln.partition(":")
+        out.append((k.strip().lower(), v.strip()))
+    return out
 
 
 class BuiltinHttpTest(EgressTestCase):
@@ -89,6 +179,48 @@ class BuiltinHttpTest(EgressTestCase):
             self.assertNotIn(hop, names, echo)
         self.assertEqual(echo["requestline"], "GET /echo HTTP/1.1")
         self.assertTrue(resp.closed, "Connection: close was not honoured")
+
+    def test_hop_by_hop_response_fields_never_reach_the_client(self):
+        port = free_port()
+        script = self.tmp.write("hop-origin.py", _HOP_ORIGIN)
+        o = self.start_proc([PY, script, str(port)], "hoporigin")
+        wait_port("127.0.0.1", port, 10, o)
+        s = bf.session(self, pin(port))
+        # name: (the body as the client must get it, fields it must get)
+        want = [("named", b"hello", {"x-ordinary": "yes",
+                                     "cache-control": "no-store",
+                                     "content-type": "text/plain",
+                                     "content-length": "5"}),
+                ("spread", b"spread", {"x-kept": "1", "etag": '"e1"',
+                                       "content-length": "6"}),
+                # The trailer section is part of the chunked body: passed
+                # on; the Trailer field announcing it is hop-by-hop.
+                ("trailer", b"7\r\nchunked\r\n0\r\nX-Checksum: 42\r\n\r\n",
+                 {"x-ordinary": "chunked", "transfer-encoding": "chunked"})]
+        for name, body, fields in want:
+            # A keep-alive HTTP/1.1 client: the answer ends with its
+            # framing, not necessarily with a close.
+            r = s.request(b"GET http://%s:%d/p/%s HTTP/1.1\r\nHost: %s\r\n"
+                          b"\r\n" % (NAME.encode(), port, name.encode(),
+                                     NAME.encode()),
+                          until=lambda b, body=body: b.partition(
+                              b"\r\n\r\n")[2] == body)
+            self.assertEqual(r.status, 200, r)
+            self.assertEqual(r.body, body, (name, r))
+            got = head_fields(r.raw)
+            names = [k for k, _ in got]
+            for k, v in fields.items():
+                self.assertIn((k, v), got, (name, r))
+            for hop in HOP_FIELDS:
+                if hop == "connection":
+                    # Only the proxy's own word about its own connection.
+                    for k, v in got:
+                        if k == hop:
+                            self.assertEqual(v.lower(), "close", (name, r))
+                    continue
+                self.assertNotIn(hop, names, (name, r))
+            self.assertNotIn(b"s3cret", r.raw.partition(b"\r\n\r\n")[0])
+        self.assertEqual(o.log_text().count("\n--\n"), 3, o.log_text())
 
     def test_denied_get_is_403_with_reason_and_never_reaches_the_origin(self):
         n = self.origin()

@@ -12,6 +12,14 @@
   - a receiver that hangs: requests through the proxy keep their speed
     (timed against a run without hooks), the exit waits a bounded time,
     and the dropped events are counted and reported on stderr.
+  - retries: a receiver that answers 503 twice, then 204, gets the same
+    event three times (0.5 s, then 1 s apart) and it counts as delivered
+    once; one that always fails gets each event three times, counted as
+    failed, and a run that ends while an event is still being retried
+    exits at once (no pause at exit), saying what was lost.
+  - through the corporate upstream (--upstream, Squid): http:// and
+    https:// webhooks are CONNECT tunnels through it (Squid's access log),
+    pinned names going by address, and arrive.
   - --metrics: scraped with curl, parsed with python3-prometheus-client;
     the counters match what the test did (requests by door and decision,
     denials by rule, bytes, LLM requests and tokens, hook deliveries);
@@ -33,14 +41,16 @@ import mitm_fixtures as mf
 PY = h.PY
 
 # A webhook receiver: "ok" records each request (method, path, headers,
-# body) as a JSON line and answers 204; "fail" records and answers 503;
-# "hang" accepts, reads, and never answers.
+# body, arrival time) as a JSON line and answers 204; "fail" records and
+# answers 503; "flakyN" records and answers 503 to the first N requests,
+# 204 after; "hang" accepts, reads, and never answers.
 _RECEIVER = r'''
 import json, socket, sys, threading, time
 from http.server import ThreadingHTTPServer, BaseHTTPRequestHandler
 
 port, mode, out = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 lock = threading.Lock()
+served = [0]
 
 if mode == "hang":
     s = socket.socket()
@@ -71,11 +81,17 @@ class H(BaseHTTPRequestHandler):
         body = self.rfile.read(n)
         rec = {"method": self.command, "path": self.path,
                "headers": {k.lower(): v for k, v in self.headers.items()},
-               "body": body.decode("utf-8", "replace")}
+               "body": body.decode("utf-8", "replace"), "t": time.time()}
         with lock:
             with open(out, "a") as f:
                 f.write(json.dumps(rec) + "\n")
-        self.send_response(204 if mode == "ok" else 503)
+            served[0] += 1
+            k = served[0]
+        if mode.startswith("flaky"):
+            code = 503 if k <= int(mode[5:]) else 204
+        else:
+            code = 204 if mode == "ok" else 503
+        self.send_response(code)
         self.send_header("Content-Length", "0")
         self.end_headers()
     do_GET = do_PUT = do_POST
@@ -382,6 +398,128 @@ class HooksMetrics(mf.MitmCase):
         # time.
         self.assertGreater(len(hang.lines()), 0)
         self.assertLessEqual(len(hang.lines()), 2 * 4 * 3)
+
+    # ------------------------------------------------------------ retries
+
+    def deliveries(self, mport, hook):
+        m, _, text = metrics(mport)
+        return (value(m, "egress_run_hook_deliveries_total", hook=hook,
+                      result="delivered"),
+                value(m, "egress_run_hook_deliveries_total", hook=hook,
+                      result="failed"), text)
+
+    def test_webhook_retried_after_5xx_until_delivered(self):
+        rec = Receiver(self, "flaky2")
+        mport = h.free_port()
+        s = self.session(["--deny", "evil.test", "--metrics",
+                          "127.0.0.1:%d" % mport,
+                          "--hook", "siem=deny:" + rec.url()])
+        h.wait_port("127.0.0.1", mport, 10)
+        s.curl("-o", "/dev/null", "http://evil.test/x?q=QMARK")
+        got = rec.requests(3, timeout=10)
+        self.assertEqual(len(got), 3, got)
+        # The same event each time, and tries spaced by the backoff.
+        self.assertEqual(len({g["body"] for g in got}), 1, got)
+        e = json.loads(got[0]["body"])
+        self.assertEqual((e["event"], e["host"], e["url"]),
+                         ("deny", "evil.test", "http://evil.test/x"))
+        gaps = [b["t"] - a["t"] for a, b in zip(got, got[1:])]
+        self.assertGreater(gaps[0], 0.4, gaps)
+        self.assertGreater(gaps[1], 0.9, gaps)
+        h.wait_for(lambda: self.deliveries(mport, "siem")[0] == 1, 5,
+                   "the delivery to be counted")
+        delivered, failed, text = self.deliveries(mport, "siem")
+        self.assertEqual((delivered, failed), (1, 0), text)
+        # Delivered once is delivered: no fourth try.
+        time.sleep(1.5)
+        self.assertEqual(len(rec.lines()), 3)
+        out = s.stop()
+        self.assertNotIn("not delivered", out)
+        self.assertNotIn("could not be delivered", out)
+
+    def test_webhook_failing_every_time_counted_and_exit_is_prompt(self):
+        rec = Receiver(self, "fail")
+        mport = h.free_port()
+        s = self.session(["--deny", "evil.test", "--metrics",
+                          "127.0.0.1:%d" % mport,
+                          "--hook", "siem=deny:" + rec.url()])
+        h.wait_port("127.0.0.1", mport, 10)
+        for _ in range(2):
+            s.curl("-o", "/dev/null", "http://evil.test/")
+        rec.requests(6, timeout=10)
+        h.wait_for(lambda: self.deliveries(mport, "siem")[1] == 2, 5,
+                   "the failures to be counted")
+        delivered, failed, text = self.deliveries(mport, "siem")
+        self.assertEqual((delivered, failed), (0, 2), text)
+        time.sleep(1.5)
+        self.assertEqual(len(rec.lines()), 6)     # 3 tries each, no more
+        self.assertRegex(s.log(), r"hook 'siem' .*: an event could not be "
+                         r"delivered after 3 tries: the webhook answered 503")
+        t0 = time.monotonic()
+        out = s.stop()
+        self.assertLess(time.monotonic() - t0, 3.0)
+        self.assertRegex(out, r"hook 'siem' .*2 of 2 events not delivered "
+                         r".*2 failed; last error: the webhook answered 503")
+
+        # A run that ends with an event between tries: the pause is cut
+        # short, the last tries go at once, and the exit does not wait
+        # for a receiver that will never say yes.
+        rec2 = Receiver(self, "fail")
+        r = self.run_sh(["--deny", "evil.test", "--hook",
+                         "late=deny:" + rec2.url()],
+                        "curl -sS --max-time 5 -o /dev/null "
+                        "http://evil.test/; exit 7")
+        self.assertEqual(r.rc, 7, r)
+        self.assertLess(r.elapsed, 4.0, r)
+        got = rec2.requests(3, timeout=5)
+        self.assertEqual(len(got), 3, got)
+        self.assertLess(got[2]["t"] - got[1]["t"], 0.45, got)
+        self.assertRegex(r.stderr, r"hook 'late' .*1 of 1 events not "
+                         r"delivered .*1 failed; last error: the webhook "
+                         r"answered 503")
+
+    # ------------------------------------------------------------ upstream
+
+    def test_webhooks_go_through_the_corporate_upstream(self):
+        squid = self.squid()
+        n = self.nginx(files={"a.txt": "a\n"})
+        rec = Receiver(self)
+        sink = self.sink(names=("hooks.test",))
+        args = ["--upstream", "http://127.0.0.1:%d" % squid.port,
+                "--upstream-ca", self.testca.cert,
+                "--allow", "127.0.0.1:%d" % n.port,
+                "--resolve", "hooks.test:%d:127.0.0.1" % sink.port,
+                "--hook", "tls=response:https://hooks.test:%d/in"
+                % sink.port,
+                "--hook", "plain=response:" + rec.url("/in")]
+        r = self.run_sh(args, "curl -sS --max-time 15 -o /dev/null --fail "
+                        "%s" % n.url("a.txt"))
+        self.assertEqual(r.rc, 0, r)
+        (got,) = sink.wait(1)
+        self.assertEqual((got["method"], got["path"], got["sni"],
+                          got["error"]), ("POST", "/in", "hooks.test", None))
+        e = json.loads(got["body"])
+        self.assertEqual((e["event"], e["url"], e["status"]),
+                         ("response", n.url("a.txt"), 200))
+        (plain,) = rec.requests(1)
+        self.assertEqual(json.loads(plain["body"])["url"], n.url("a.txt"))
+        self.assertNotIn("not delivered", r.stderr)
+
+        # Squid logs a transaction when it ends: the tunnels are closed
+        # once the answers are read.
+        def logged():
+            log = squid.access_log()
+            return (("CONNECT 127.0.0.1:%d " % sink.port in log or
+                     "CONNECT hooks.test:%d " % sink.port in log) and
+                    "CONNECT 127.0.0.1:%d " % rec.port in log)
+        try:
+            h.wait_for(logged, 10, "Squid to log the webhooks' CONNECTs")
+        except AssertionError:
+            raise AssertionError("Squid's access log:\n" +
+                                 squid.access_log())
+        # The agent's own request went that way too (plain HTTP: absolute
+        # form), so the log is the one egress-run used.
+        self.assertIn("GET %s " % n.url("a.txt"), squid.access_log())
 
     # ------------------------------------------------------------ metrics
 
