@@ -18,4 +18,11 @@
  */
 int	peer_uid(int fd, uid_t *);
 
+/*
+ * Keep one netlink socket for every later peer_uid() (one descriptor for
+ * the process's life, saving a socket() and a close() per question). Call
+ * at start, before descriptors are counted or limited; best effort.
+ */
+void	peer_open(void);
+
 #endif

@@ -210,6 +210,8 @@ add_listener(struct server *srv, int fd, bool check_owner,
 	l->fd = fd;
 	l->check_owner = check_owner;
 	l->forward_to = forward_to;
+	if (check_owner)
+		peer_open();	/* one netlink socket for every accept */
 	(void)fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
 	l->ev = event_new(srv->base, fd, EV_READ | EV_PERSIST, on_accept, l);
 	event_add(l->ev, NULL);
