@@ -734,6 +734,21 @@ dest_show(const struct dest *d, char *buf, size_t len)
 		    d->port);
 }
 
+bool
+policy_names_dest(const struct policy *p, const struct dest *d)
+{
+	struct subject	sj;
+
+	subject_init(&sj, d);
+	for (size_t i = 0; i < p->ndeny; i++)
+		if (pattern_match_dest(&p->deny[i], &sj, true))
+			return true;
+	for (size_t i = 0; i < p->nallow; i++)
+		if (pattern_match_dest(&p->allow[i], &sj, false))
+			return true;
+	return false;
+}
+
 void
 policy_check_dest(const struct policy *p, const struct dest *d,
     struct verdict *v)

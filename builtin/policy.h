@@ -56,6 +56,9 @@ bool		 policy_has_allow(const struct policy *);
  * Stage 1, before resolving: is the destination (name or literal, and
  * port) allowed? Deny wins; no allow pattern at all means allowed.
  */
+/* Does any of the policy's patterns (allow or deny) match dest? No
+ * verdict, no reason text: for request rules, which ask it per rule. */
+bool		 policy_names_dest(const struct policy *, const struct dest *);
 void		 policy_check_dest(const struct policy *, const struct dest *,
 		    struct verdict *);
 

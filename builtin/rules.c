@@ -1042,10 +1042,9 @@ method_match(const struct rule *ru, const char *m, size_t len)
 static bool
 host_match(const struct rule *ru, const struct dest *d)
 {
-	struct verdict	v;
-
-	policy_check_dest(ru->hostp, d, &v);
-	return ru->action == RULES_DENY ? !v.allow : v.allow;
+	/* The rule's one pattern (in hostp's deny list for a deny rule,
+	 * its allow list for an allow rule): matched, no verdict made. */
+	return policy_names_dest(ru->hostp, d);
 }
 
 /* 1 match, 0 none, -1 PCRE2 gave up */

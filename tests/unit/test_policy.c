@@ -968,6 +968,35 @@ has_allow_counts_allow_patterns_only(void)
 	policy_free(p);
 }
 
+/* policy_names_dest: any pattern of either list, no verdict. */
+static void
+names_dest_matches_either_list(void)
+{
+	static const struct {
+		const char	*allow, *deny, *dest;
+		bool		 want;
+	} cases[] = {
+		{ "*.github.com", "", "api.github.com:443", true },
+		{ "*.github.com", "", "github.com:443", true },
+		{ "*.github.com", "", "evilgithub.com:443", false },
+		{ "", "api.test:8443", "api.test:443", false },
+		{ "", "api.test:8443", "api.test:8443", true },
+		{ "", "10.0.0.0/8", "10.1.2.3:80", true },
+		{ "", "", "a.test:443", false },
+		{ "a.test", "b.test", "b.test:443", true },
+	};
+	struct dest	d;
+
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		struct policy *p = mk(cases[i].allow, cases[i].deny);
+
+		dest_of(cases[i].dest, &d);
+		CHECK(policy_names_dest(p, &d) == cases[i].want, "case %zu: "
+		    "%s", i, cases[i].dest);
+		policy_free(p);
+	}
+}
+
 int
 main(void)
 {
@@ -985,5 +1014,6 @@ main(void)
 	RUN(pins_do_not_change_the_destination_decision);
 	RUN(rule_pointers_survive_more_patterns);
 	RUN(has_allow_counts_allow_patterns_only);
+	RUN(names_dest_matches_either_list);
 	return test_done("test_policy");
 }
