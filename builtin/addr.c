@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "builtin/addr.h"
+#include "common/util.h"
 
 #define LABEL_MAX	63
 #define PORT_DIGITS	5
@@ -28,18 +29,6 @@ is_name_byte(unsigned char c)
 {
 	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
 	    is_digit(c) || c == '-' || c == '_' || c == '.';
-}
-
-static int
-hex_value(unsigned char c)
-{
-	if (is_digit(c))
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
 }
 
 /*
@@ -66,7 +55,7 @@ v4_number(const char *s, size_t len, uint64_t *out)
 	} else if (len == 0)
 		return -1;
 	for (i = 0; i < len; i++) {
-		if ((d = hex_value((unsigned char)s[i])) < 0 ||
+		if ((d = util_hexval((unsigned char)s[i])) < 0 ||
 		    (unsigned)d >= base)
 			return -1;
 		v = v * base + (unsigned)d;
@@ -202,7 +191,7 @@ parse_v6(const char *s, size_t len, struct dest *d)
 		return ADDR_E_SYNTAX;
 	/* inet_pton() would stop at a NUL: allow only what IPv6 text has. */
 	for (i = 0; i < len; i++)
-		if (hex_value((unsigned char)s[i]) < 0 && s[i] != ':' &&
+		if (util_hexval((unsigned char)s[i]) < 0 && s[i] != ':' &&
 		    s[i] != '.')
 			return ADDR_E_SYNTAX;
 	memcpy(buf, s, len);

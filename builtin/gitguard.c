@@ -20,6 +20,7 @@
 #include "builtin/pktline.h"
 #include "builtin/rules.h"
 #include "common/strlist.h"
+#include "common/util.h"
 #include "common/xmalloc.h"
 
 #define CT_REPORT	"application/x-git-receive-pack-result"
@@ -921,18 +922,6 @@ judge_cmd(const struct gitguard *g, struct cmd *c, size_t *ngoals)
 	c->goal = (*ngoals)++;
 }
 
-static void
-unhex(const char *s, size_t n, uint8_t *out)
-{
-	for (size_t i = 0; i < n; i++) {
-		unsigned hi = (unsigned)(s[2 * i] <= '9' ? s[2 * i] - '0' :
-		    s[2 * i] - 'a' + 10);
-		unsigned lo = (unsigned)(s[2 * i + 1] <= '9' ?
-		    s[2 * i + 1] - '0' : s[2 * i + 1] - 'a' + 10);
-		out[i] = (uint8_t)(hi << 4 | lo);
-	}
-}
-
 /* Fast-forwards: one walk of the pack for every pending update. */
 static void
 prove(struct push *p, size_t ngoals, const uint8_t *body, size_t len)
@@ -950,8 +939,8 @@ prove(struct push *p, size_t ngoals, const uint8_t *body, size_t len)
 		c = &p->cmds[i];
 		if (c->goal == SIZE_MAX)
 			continue;
-		unhex(c->old, nb, goals[c->goal].old);
-		unhex(c->new, nb, goals[c->goal].new);
+		(void)util_unhex(c->old, nb, goals[c->goal].old);
+		(void)util_unhex(c->new, nb, goals[c->goal].new);
 	}
 	r = packlen == 0 ? 0 : gitpack_prove(pack, packlen, nb, goals,
 	    ngoals, NULL, NULL, NULL);

@@ -21,6 +21,7 @@
 
 #include "builtin/gitpack.h"
 #include "common/log.h"
+#include "common/util.h"
 #include "common/xmalloc.h"
 
 #define T_COMMIT	1
@@ -128,33 +129,6 @@ grow(void *pp, size_t *cap, size_t need, size_t elem)
 		n *= 2;
 	*p = xreallocarray(*p, n, elem);
 	*cap = n;
-}
-
-static int
-hexval(uint8_t c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-/* 2 * n hex digits (either case, as git's get_oid_hex() reads them). */
-static bool
-unhex(const uint8_t *s, size_t n, uint8_t *out)
-{
-	int	hi, lo;
-
-	for (size_t i = 0; i < n; i++) {
-		if ((hi = hexval(s[2 * i])) < 0 ||
-		    (lo = hexval(s[2 * i + 1])) < 0)
-			return false;
-		out[i] = (uint8_t)(hi << 4 | lo);
-	}
-	return true;
 }
 
 /* --- the id maps --------------------------------------------------------- */
@@ -484,11 +458,11 @@ parse_parents(struct walk *w, const uint8_t *b, size_t len,
 	c->parents = (uint32_t)w->npars;
 	c->nparents = 0;
 	if (len <= tree_len + 1 || memcmp(b, "tree ", 5) != 0 ||
-	    b[tree_len] != '\n' || !unhex(b + 5, w->oidlen, tmp))
+	    b[tree_len] != '\n' || !util_unhex(b + 5, w->oidlen, tmp))
 		return;
 	for (p = tree_len + 1; p + parent_len < len &&
 	    memcmp(b + p, "parent ", 7) == 0; p += parent_len + 1) {
-		if (!unhex(b + p + 7, w->oidlen, tmp) ||
+		if (!util_unhex(b + p + 7, w->oidlen, tmp) ||
 		    b[p + parent_len] != '\n') {
 			w->npars -= n;		/* bad parents: none */
 			return;

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "builtin/pktline.h"
+#include "common/util.h"
 #include "common/xmalloc.h"
 
 #define OID_SHA1	40
@@ -52,18 +53,6 @@ static const char *const sig_markers[] = {
 	"-----BEGIN SSH SIGNATURE-----",
 };
 
-static int
-hexval(uint8_t c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 ssize_t
 pktline_next(const uint8_t *buf, size_t len, enum pktline_kind *kind,
     const uint8_t **payload, size_t *paylen)
@@ -75,7 +64,7 @@ pktline_next(const uint8_t *buf, size_t len, enum pktline_kind *kind,
 	*payload = NULL;
 	*paylen = 0;
 	for (i = 0; i < 4 && i < len; i++) {
-		if ((v = hexval(buf[i])) < 0)
+		if ((v = util_hexval(buf[i])) < 0)
 			return PKTLINE_E_LENGTH;
 		n = n << 4 | (size_t)v;
 	}
@@ -180,7 +169,7 @@ oid_copy(const uint8_t *s, size_t n, char *out)
 	size_t	i;
 
 	for (i = 0; i < n; i++) {
-		if (hexval(s[i]) < 0)
+		if (util_hexval(s[i]) < 0)
 			return false;
 		out[i] = (s[i] >= 'A' && s[i] <= 'F') ? (char)(s[i] + 32) :
 		    (char)s[i];
@@ -467,7 +456,7 @@ pktline_step(struct pktline *p, const uint8_t *buf, size_t len,
 	want = 4;
 	if (p->have >= 4)
 		for (want = 0, i = 0; i < 4; i++)
-			want = want << 4 | (size_t)hexval(p->buf[i]);
+			want = want << 4 | (size_t)util_hexval(p->buf[i]);
 	take = want - p->have < len ? want - p->have : len;
 	memcpy(p->buf + p->have, buf, take);
 	p->have += take;

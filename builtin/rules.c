@@ -22,6 +22,7 @@
 #include "builtin/policy.h"
 #include "builtin/rules.h"
 #include "common/log.h"
+#include "common/util.h"
 #include "common/xmalloc.h"
 
 #define SHOW_MAX	96	/* bytes of a rule shown in an error */
@@ -790,18 +791,6 @@ rules_add_preset(struct rules *r, const char *name, char *err, size_t errlen)
 
 /* --- paths --------------------------------------------------------------- */
 
-static int
-hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 int
 rules_decode_path(const char *path, size_t len, char *out, size_t outsize,
     size_t *outlen)
@@ -836,8 +825,8 @@ rules_decode_path(const char *path, size_t len, char *out, size_t outsize,
 			out[n++] = c;
 			continue;
 		}
-		if (i + 2 >= len || (hi = hexval(path[i + 1])) < 0 ||
-		    (lo = hexval(path[i + 2])) < 0)
+		if (i + 2 >= len || (hi = util_hexval(path[i + 1])) < 0 ||
+		    (lo = util_hexval(path[i + 2])) < 0)
 			return RULES_E_ESCAPE;
 		if (hi == 0 && lo == 0)
 			return RULES_E_NUL;

@@ -84,3 +84,30 @@ util_join_hostport(const char *host, unsigned port)
 		return xprintf("[%s]:%u", host, port);
 	return xprintf("%s:%u", host, port);
 }
+
+int
+util_hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+bool
+util_unhex(const void *hex, size_t n, unsigned char *out)
+{
+	const unsigned char	*s = hex;
+	int			 hi, lo;
+
+	for (size_t i = 0; i < n; i++) {
+		if ((hi = util_hexval(s[2 * i])) < 0 ||
+		    (lo = util_hexval(s[2 * i + 1])) < 0)
+			return false;
+		out[i] = (unsigned char)(hi << 4 | lo);
+	}
+	return true;
+}

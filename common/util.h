@@ -23,4 +23,11 @@ char	*util_shell_quote(const char *);
 /* "host:port" with brackets around an IPv6 host. */
 char	*util_join_hostport(const char *, unsigned);
 
+/* The value of a hexadecimal digit, either case; -1 for anything else. */
+int	 util_hexval(int c);
+
+/* 2 * n hex digits (either case) into n bytes: true, or false at the first
+ * byte that is not a digit. */
+bool	 util_unhex(const void *, size_t n, unsigned char *out);
+
 #endif

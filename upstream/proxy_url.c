@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/util.h"
 #include "common/xmalloc.h"
 #include "upstream/proxy_url.h"
 
@@ -29,18 +30,6 @@ static bool
 is_digit(char c)
 {
 	return c >= '0' && c <= '9';
-}
-
-static int
-hex_value(char c)
-{
-	if (is_digit(c))
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
 }
 
 static bool
@@ -109,8 +98,8 @@ pct_decode(const char *s, size_t len, char **out)
 			d[n++] = s[i];
 			continue;
 		}
-		if (len - i < 3 || (hi = hex_value(s[i + 1])) < 0 ||
-		    (lo = hex_value(s[i + 2])) < 0 || (hi | lo) == 0) {
+		if (len - i < 3 || (hi = util_hexval(s[i + 1])) < 0 ||
+		    (lo = util_hexval(s[i + 2])) < 0 || (hi | lo) == 0) {
 			freezero(d, len + 1);
 			return PROXY_URL_E_USERINFO;
 		}

@@ -16,6 +16,7 @@
 #include <openssl/evp.h>
 
 #include "builtin/gitpack.h"
+#include "common/util.h"
 
 int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 
@@ -33,30 +34,6 @@ struct seen {
 	uint64_t hash;
 };
 
-static int
-hexval(uint8_t c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-static bool
-unhex(const uint8_t *s, size_t n, uint8_t *out)
-{
-	for (size_t i = 0; i < n; i++) {
-		int hi = hexval(s[2 * i]), lo = hexval(s[2 * i + 1]);
-		if (hi < 0 || lo < 0)
-			return false;
-		out[i] = (uint8_t)(hi << 4 | lo);
-	}
-	return true;
-}
-
 /* git's parse_commit_buffer(), again: up to 4 parents, or none when any
  * parent line is malformed (-1: more than 4, not checked). */
 static int
@@ -67,11 +44,11 @@ parents(const uint8_t *b, size_t len, size_t oidlen, uint8_t out[4][32])
 	int	n = 0;
 
 	if (len <= tl + 1 || memcmp(b, "tree ", 5) != 0 || b[tl] != '\n' ||
-	    !unhex(b + 5, oidlen, tmp))
+	    !util_unhex(b + 5, oidlen, tmp))
 		return 0;
 	for (p = tl + 1; p + pl < len && memcmp(b + p, "parent ", 7) == 0;
 	    p += pl + 1) {
-		if (!unhex(b + p + 7, oidlen, tmp) || b[p + pl] != '\n')
+		if (!util_unhex(b + p + 7, oidlen, tmp) || b[p + pl] != '\n')
 			return 0;
 		if (n == 4)
 			return -1;
