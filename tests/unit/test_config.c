@@ -908,6 +908,33 @@ file_values_apply_when_no_flag_is_given(void)
 	args_free(&a);
 }
 
+/* Parse in (as `egress-run serve` when serve), validate: valid when
+ * mention is NULL, else an error that says mention. */
+static void
+check_validate(const char *const *in, bool serve, const char *mention,
+    size_t i)
+{
+	char		err[512];
+	struct config	c;
+	struct args	a;
+	int		r;
+
+	CHECK(parse(&c, &a, in, err, sizeof err) == CONFIG_OK, "case %zu: %s",
+	    i, err);
+	c.serve = serve;
+	err[0] = '\0';
+	r = config_validate(&c, err, sizeof err);
+	if (mention == NULL)
+		CHECK(r == 0, "case %zu: %s", i, err);
+	else {
+		CHECK(r != 0, "case %zu: valid", i);
+		CHECK(strstr(err, mention) != NULL, "case %zu: '%s' does not "
+		    "say '%s'", i, err, mention);
+	}
+	config_free(&c);
+	args_free(&a);
+}
+
 static void
 config_validate_errors(void)
 {
@@ -942,28 +969,9 @@ config_validate_errors(void)
 		{ { "--control", "/c", "--external-addr", "127.0.0.1:1",
 		  "true", NULL }, "--external" },
 	};
-	char		err[512];
-	struct config	c;
-	struct args	a;
 
-	for (size_t i = 0; i < NELEM(cases); i++) {
-		int r;
-
-		CHECK(parse(&c, &a, cases[i].in, err, sizeof err) ==
-		    CONFIG_OK, "case %zu: %s", i, err);
-		err[0] = '\0';
-		r = config_validate(&c, err, sizeof err);
-		if (cases[i].mention == NULL)
-			CHECK(r == 0, "case %zu: %s", i, err);
-		else {
-			CHECK(r != 0, "case %zu: valid", i);
-			CHECK(strstr(err, cases[i].mention) != NULL,
-			    "case %zu: '%s' does not say '%s'", i, err,
-			    cases[i].mention);
-		}
-		config_free(&c);
-		args_free(&a);
-	}
+	for (size_t i = 0; i < NELEM(cases); i++)
+		check_validate(cases[i].in, false, cases[i].mention, i);
 }
 
 /* egress-run serve: its options follow the word; no COMMAND, no policy. */
@@ -991,25 +999,8 @@ serve_validation(void)
 	struct config	c;
 	struct args	a;
 
-	for (size_t i = 0; i < NELEM(cases); i++) {
-		int r;
-
-		CHECK(parse(&c, &a, cases[i].in, err, sizeof err) ==
-		    CONFIG_OK, "case %zu: %s", i, err);
-		c.serve = true;
-		err[0] = '\0';
-		r = config_validate(&c, err, sizeof err);
-		if (cases[i].mention == NULL)
-			CHECK(r == 0, "case %zu: %s", i, err);
-		else {
-			CHECK(r != 0, "case %zu: valid", i);
-			CHECK(strstr(err, cases[i].mention) != NULL,
-			    "case %zu: '%s' does not say '%s'", i, err,
-			    cases[i].mention);
-		}
-		config_free(&c);
-		args_free(&a);
-	}
+	for (size_t i = 0; i < NELEM(cases); i++)
+		check_validate(cases[i].in, true, cases[i].mention, i);
 	/* A sandbox's policy in the daemon's own config file is refused. */
 	{
 		const char *in[] = { "--control", "/c", "--config", NULL,
