@@ -486,6 +486,13 @@ external_stop(struct external *e)
 		(void)kill(-e->pid, SIGKILL);
 		if (!e->reaped)
 			(void)waitpid(e->pid, &status, 0);
+		/* A killed process is gone only once it has exited: wait
+		 * (bounded) until no member of the group is left, so that
+		 * nothing we started is seen running after we return. (Not
+		 * long: an orphan's zombie waits on whoever reaps for init.) */
+		deadline = now_ms() + 250;
+		while (kill(-e->pid, 0) == 0 && now_ms() < deadline)
+			usleep(2000);
 	}
 	free(e->host);
 	free(e->logpath);
