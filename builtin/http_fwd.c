@@ -8,9 +8,11 @@
  * an idle origin connection goes back to the pool.
  */
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -41,14 +43,46 @@ struct origin {
 	struct server		*srv;
 	struct bufferevent	*bev;
 	struct conn		*conn;		/* NULL while pooled */
-	TAILQ_ENTRY(origin)	 entry;
+	TAILQ_ENTRY(origin)	 entry;		/* pooled: srv->pool */
+	TAILQ_ENTRY(origin)	 rentry;	/* pooled: its route's list */
+	struct pool_route	*route;		/* pooled: its route; else
+						   NULL */
+	uint64_t		 hash;		/* of key */
 	char			 key[ADDR_HOST_MAX + 160];	/* route */
+	uint64_t		 sandbox;	/* serial, when the route is
+						   one sandbox's; or 0 */
 	size_t			 scanned;	/* response head search */
 	bool			 handshaking;	/* TLS to the origin */
 	bool			 timeouts_set;
 	bool			 shut;		/* half-closed for the client */
 	long long		 idle_since;	/* pooled: when (ms) */
 };
+
+/*
+ * The pool's index: a hash table of routes, each holding its idle origin
+ * connections most recently used first, so taking one is O(1) however
+ * many routes and connections sit idle. A route is the pool key (host,
+ * port, TLS, upstream: see acquire()). Empty routes are freed by the
+ * sweep.
+ */
+TAILQ_HEAD(route_idle, origin);
+
+struct pool_route {
+	struct pool_route	*next;		/* hash chain */
+	uint64_t		 hash;
+	struct route_idle	 idle;
+	char			 key[];
+};
+
+struct pool_index {
+	struct pool_route	**bucket;
+	size_t			 nbucket;	/* a power of two */
+	size_t			 nroute;
+	size_t			 fd_cap;	/* RLIMIT_NOFILE's share */
+};
+
+#define POOL_BUCKETS_MIN	64
+#define POOL_SHED		64	/* idle origins closed on EMFILE */
 
 static void	origin_read(struct bufferevent *, void *);
 static void	origin_write(struct bufferevent *, void *);
@@ -68,15 +102,96 @@ static void	emit_up(void *, const void *, size_t);
 static void	pump_response(struct conn *);
 static void	shut_origin(struct conn *);
 
+/* FNV-1a. */
+static uint64_t
+route_hash(const char *key)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+
+	for (const unsigned char *p = (const unsigned char *)key; *p; p++) {
+		h ^= *p;
+		h *= 0x100000001b3ULL;
+	}
+	return h;
+}
+
+static void
+index_grow(struct pool_index *x)
+{
+	size_t			  n = x->nbucket * 2;
+	struct pool_route	**b = xcalloc(n, sizeof *b), *r, *next;
+
+	for (size_t i = 0; i < x->nbucket; i++)
+		for (r = x->bucket[i]; r != NULL; r = next) {
+			next = r->next;
+			r->next = b[r->hash & (n - 1)];
+			b[r->hash & (n - 1)] = r;
+		}
+	free(x->bucket);
+	x->bucket = b;
+	x->nbucket = n;
+}
+
+/* The route of key (its hash given); made when create is set. */
+static struct pool_route *
+route_find(struct pool_index *x, const char *key, uint64_t hash, bool create)
+{
+	struct pool_route	*r;
+	size_t			 len;
+
+	for (r = x->bucket[hash & (x->nbucket - 1)]; r != NULL; r = r->next)
+		if (r->hash == hash && strcmp(r->key, key) == 0)
+			return r;
+	if (!create)
+		return NULL;
+	len = strlen(key) + 1;
+	r = xcalloc(1, sizeof *r + len);
+	memcpy(r->key, key, len);
+	r->hash = hash;
+	TAILQ_INIT(&r->idle);
+	if (x->nroute >= x->nbucket)
+		index_grow(x);
+	r->next = x->bucket[hash & (x->nbucket - 1)];
+	x->bucket[hash & (x->nbucket - 1)] = r;
+	x->nroute++;
+	return r;
+}
+
+/* Free the routes left without idle connections. */
+static void
+index_prune(struct pool_index *x)
+{
+	struct pool_route **pp, *r;
+
+	for (size_t i = 0; i < x->nbucket; i++)
+		for (pp = &x->bucket[i]; (r = *pp) != NULL; ) {
+			if (!TAILQ_EMPTY(&r->idle)) {
+				pp = &r->next;
+				continue;
+			}
+			*pp = r->next;
+			free(r);
+			x->nroute--;
+		}
+}
+
+/* Take o out of the pool (it is in it). */
+static void
+pool_unlink(struct origin *o)
+{
+	TAILQ_REMOVE(&o->srv->pool, o, entry);
+	TAILQ_REMOVE(&o->route->idle, o, rentry);
+	o->route = NULL;
+	o->srv->npool--;
+}
+
 void
 http_fwd_origin_free(struct origin *o)
 {
 	if (o == NULL)
 		return;
-	if (o->conn == NULL) {
-		TAILQ_REMOVE(&o->srv->pool, o, entry);
-		o->srv->npool--;
-	}
+	if (o->route != NULL)		/* pooled */
+		pool_unlink(o);
 	bufferevent_free(o->bev);	/* CLOSE_ON_FREE */
 	free(o);
 }
@@ -91,12 +206,35 @@ http_fwd_pool_flush(struct server *srv)
 	if (srv->pool_sweep != NULL)
 		event_free(srv->pool_sweep);
 	srv->pool_sweep = NULL;
+	if (srv->pool_index != NULL) {
+		index_prune(srv->pool_index);
+		free(srv->pool_index->bucket);
+		free(srv->pool_index);
+		srv->pool_index = NULL;
+	}
+}
+
+/*
+ * How many idle connections may wait: one per live client connection (a
+ * keep-alive client holds at most one origin at a time, and gets one back
+ * from here for its next request), at least PROXY_POOL_MAX for clients to
+ * come, but never more than a share of the descriptor limit.
+ */
+static unsigned
+pool_cap(const struct server *srv)
+{
+	size_t n = srv->nconns;
+
+	if (n > srv->pool_index->fd_cap)
+		n = srv->pool_index->fd_cap;
+	return n > PROXY_POOL_MAX ? (unsigned)n : PROXY_POOL_MAX;
 }
 
 /*
  * Pooled connections sit most recently used first; a sweep every few
- * seconds closes those idle too long from the tail, so putting one back
- * costs no timer changes.
+ * seconds closes those idle too long from the tail (so putting one back
+ * costs no timer changes), and those over the cap now that fewer clients
+ * are connected.
  */
 static void
 pool_sweep(evutil_socket_t fd, short what, void *arg)
@@ -104,19 +242,33 @@ pool_sweep(evutil_socket_t fd, short what, void *arg)
 	struct server	*srv = arg;
 	struct origin	*o;
 	long long	 limit = server_now_ms() - PROXY_POOL_IDLE * 1000;
+	unsigned	 cap = pool_cap(srv);
 
 	(void)fd;
 	(void)what;
 	while ((o = TAILQ_LAST(&srv->pool, origin_list)) != NULL &&
-	    o->idle_since < limit)
+	    (o->idle_since < limit || srv->npool > cap))
 		http_fwd_origin_free(o);
+	index_prune(srv->pool_index);
 }
 
 void
 http_fwd_pool_init(struct server *srv)
 {
-	struct timeval tv = { 5, 0 };
+	struct timeval	 tv = { 5, 0 };
+	struct rlimit	 rl;
+	struct pool_index *x = xcalloc(1, sizeof *x);
 
+	x->nbucket = POOL_BUCKETS_MIN;
+	x->bucket = xcalloc(x->nbucket, sizeof *x->bucket);
+	x->fd_cap = PROXY_POOL_MAX;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+		if (rl.rlim_cur == RLIM_INFINITY)
+			x->fd_cap = SIZE_MAX;
+		else
+			x->fd_cap = (size_t)rl.rlim_cur / PROXY_POOL_FD_SHARE;
+	}
+	srv->pool_index = x;
 	srv->pool_sweep = event_new(srv->base, -1, EV_PERSIST, pool_sweep,
 	    srv);
 	event_add(srv->pool_sweep, &tv);
@@ -127,40 +279,79 @@ pool_put(struct origin *o)
 {
 	struct server *srv = o->srv;
 
-	if (srv->npool >= PROXY_POOL_MAX)
+	/* Shutting down: no pool. Its sandbox gone: nobody to serve. */
+	if (srv->pool_index == NULL || (o->sandbox != 0 && o->conn != NULL &&
+	    o->conn->sb != NULL && o->conn->sb->gone)) {
+		http_fwd_origin_free(o);
+		return;
+	}
+	while (srv->npool > 0 && srv->npool >= pool_cap(srv))
 		http_fwd_origin_free(TAILQ_LAST(&srv->pool, origin_list));
 	o->conn = NULL;
 	o->scanned = 0;
 	o->idle_since = server_now_ms();
+	o->route = route_find(srv->pool_index, o->key, o->hash, true);
 	TAILQ_INSERT_HEAD(&srv->pool, o, entry);
+	TAILQ_INSERT_HEAD(&o->route->idle, o, rentry);
 	srv->npool++;
 	/* Idle: any byte or EOF closes it (origin_read, origin_event). */
 	if (!(bufferevent_get_enabled(o->bev) & EV_READ))
 		bufferevent_enable(o->bev, EV_READ);
 }
 
+void
+http_fwd_pool_forget(struct server *srv, uint64_t sandbox)
+{
+	struct origin *o, *next;
+
+	for (o = TAILQ_FIRST(&srv->pool); o != NULL; o = next) {
+		next = TAILQ_NEXT(o, entry);
+		if (o->sandbox == sandbox)
+			http_fwd_origin_free(o);
+	}
+	if (srv->pool_index != NULL)
+		index_prune(srv->pool_index);
+}
+
+/* The most recently used idle connection of this route, or NULL. */
 static struct origin *
 pool_get(struct server *srv, const char *key)
 {
-	struct origin *o;
+	struct pool_route	*r;
+	struct origin		*o;
 
-	TAILQ_FOREACH(o, &srv->pool, entry) {
-		if (strcmp(o->key, key) != 0)
-			continue;
-		TAILQ_REMOVE(&srv->pool, o, entry);
-		srv->npool--;
-		return o;
+	if (srv->npool == 0)
+		return NULL;
+	r = route_find(srv->pool_index, key, route_hash(key), false);
+	if (r == NULL || (o = TAILQ_FIRST(&r->idle)) == NULL)
+		return NULL;
+	pool_unlink(o);
+	return o;
+}
+
+/* Out of descriptors: close the least recently used idle connections.
+ * How many were closed. */
+static unsigned
+pool_shed(struct server *srv)
+{
+	unsigned n = 0;
+
+	while (n < POOL_SHED && !TAILQ_EMPTY(&srv->pool)) {
+		http_fwd_origin_free(TAILQ_LAST(&srv->pool, origin_list));
+		n++;
 	}
-	return NULL;
+	return n;
 }
 
 static struct origin *
-origin_new(struct server *srv, struct bufferevent *bev, const char *key)
+origin_new(struct conn *c, struct bufferevent *bev)
 {
 	struct origin *o = xcalloc(1, sizeof *o);
 
-	o->srv = srv;
-	snprintf(o->key, sizeof o->key, "%s", key);
+	o->srv = c->srv;
+	snprintf(o->key, sizeof o->key, "%s", c->req.pool_key);
+	o->hash = route_hash(o->key);
+	o->sandbox = c->req.pool_sandbox;
 	o->bev = bev;
 	bufferevent_setwatermark(o->bev, EV_READ, 0, PROXY_HIGH_WATER);
 	bufferevent_setwatermark(o->bev, EV_WRITE, PROXY_HIGH_WATER / 2, 0);
@@ -278,6 +469,14 @@ dialed(int fd, const struct dial_result *res, void *arg)
 	struct origin	*o;
 
 	c->dial = NULL;
+	if (fd == -1 && (res->err == EMFILE || res->err == ENFILE) &&
+	    !c->req.shed && pool_shed(c->srv) > 0) {
+		/* Our idle connections held the descriptors: once more. */
+		c->req.shed = true;
+		c->dial = dial_start(c->srv, c->sb->policy, &c->req.dest,
+		    c->req.origin_tls ? DIAL_STREAM : DIAL_HTTP, dialed, c);
+		return;
+	}
 	if (fd == -1) {
 		conn_error(c, res->status, res->reason, res->rule);
 		return;
@@ -292,7 +491,7 @@ dialed(int fd, const struct dial_result *res, void *arg)
 			return;
 		}
 		struct timeval hs = { PROXY_CONNECT_TIMEOUT, 0 };
-		o = origin_new(c->srv, bev, c->req.pool_key);
+		o = origin_new(c, bev);
 		o->conn = c;
 		o->handshaking = true;
 		bufferevent_set_timeouts(bev, &hs, &hs);
@@ -302,8 +501,8 @@ dialed(int fd, const struct dial_result *res, void *arg)
 		bufferevent_enable(bev, EV_READ | EV_WRITE);
 		return;
 	}
-	o = origin_new(c->srv, bufferevent_socket_new(c->srv->base, fd,
-	    BEV_OPT_CLOSE_ON_FREE), c->req.pool_key);
+	o = origin_new(c, bufferevent_socket_new(c->srv->base, fd,
+	    BEV_OPT_CLOSE_ON_FREE));
 	/* Bytes the origin sent during an upstream handshake come first. */
 	evbuffer_add(bufferevent_get_input(o->bev), res->leftover,
 	    res->leftover_len);
@@ -349,6 +548,20 @@ acquire(struct conn *c)
 		while (nl > 0)
 			k[++hl] = num[--nl];
 		k[hl + 1] = '\0';
+	}
+	/*
+	 * With many sandboxes, an origin connection serves the sandbox that
+	 * dialled it only: another's pins and address guard could have
+	 * sent the same name elsewhere. (A plain-HTTP upstream resolves
+	 * every name itself: its connections serve everyone.)
+	 */
+	r->pool_sandbox = 0;
+	if (c->srv->multi && !r->absolute && c->sb != NULL) {
+		size_t kl = strlen(r->pool_key);
+
+		r->pool_sandbox = c->sb->serial;
+		snprintf(r->pool_key + kl, sizeof r->pool_key - kl, " #%llu",
+		    (unsigned long long)c->sb->serial);
 	}
 	/* A big gathered body cannot be sent twice: a fresh connection. */
 	if (!r->retried && (r->collect == NULL ||
@@ -1217,10 +1430,8 @@ finish(struct conn *c)
 	c->origin = NULL;
 	if (reuse)
 		pool_put(o);
-	else {
-		o->conn = c;	/* not pooled: free without unlinking */
+	else
 		http_fwd_origin_free(o);
-	}
 	if (r->client_keepalive && r->req_done) {
 		conn_request_done(c);
 		return;

@@ -8,6 +8,7 @@
 #define BUILTIN_HTTP_FWD_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 struct conn;
 struct http_request;
@@ -28,5 +29,7 @@ void	http_fwd_origin_free(struct origin *);
 /* Start the pool's idle sweep; close every pooled origin connection. */
 void	http_fwd_pool_init(struct server *);
 void	http_fwd_pool_flush(struct server *);
+/* Close the idle origin connections of a sandbox that is gone. */
+void	http_fwd_pool_forget(struct server *, uint64_t sandbox);
 
 #endif

@@ -31,7 +31,11 @@
 						   request (LLM calls are
 						   slow) */
 #define PROXY_POOL_IDLE		30		/* s: idle origin kept */
-#define PROXY_POOL_MAX		256		/* idle origins kept */
+#define PROXY_POOL_MAX		256		/* idle origins always allowed;
+						   beyond it, one per live
+						   client connection */
+#define PROXY_POOL_FD_SHARE	4		/* ... but no more than
+						   RLIMIT_NOFILE / this */
 #define PROXY_LINGER_MS		2000		/* drain after an error */
 
 struct audit;
@@ -43,6 +47,7 @@ struct event;
 struct evbuffer;
 struct evdns_base;
 struct origin;
+struct pool_index;
 struct policy;
 struct mitm;
 struct secrets;
@@ -123,7 +128,9 @@ struct server {
 	unsigned		 nconns;
 	struct conn_list	 dead;		/* freed on the next turn */
 	struct event		*reap_ev;
-	struct origin_list	 pool;		/* idle origin connections */
+	struct origin_list	 pool;		/* idle origin connections,
+						   most recently used first */
+	struct pool_index	*pool_index;	/* the same, by route */
 	struct event		*pool_sweep;
 	unsigned		 npool;
 
@@ -174,6 +181,9 @@ struct request {
 	char			*target;	/* path and query, for the
 						   request line */
 	char			 pool_key[ADDR_HOST_MAX + 160];
+	uint64_t		 pool_sandbox;	/* the serial of the sandbox
+						   whose alone the origin
+						   connection is, or 0 */
 	bool			 absolute;	/* request line in absolute
 						   form (HTTP upstream) */
 	bool			 origin_tls;	/* TLS to the origin
@@ -201,6 +211,8 @@ struct request {
 	struct evbuffer		*fout;		/* filtered, to send */
 	bool			 reused;	/* origin came from the pool */
 	bool			 retried;
+	bool			 shed;		/* idle origins closed to
+						   dial again (EMFILE) */
 };
 
 struct conn {

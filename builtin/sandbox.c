@@ -15,6 +15,7 @@
 #include "builtin/addr.h"
 #include "builtin/gitguard.h"
 #include "builtin/hooks.h"
+#include "builtin/http_fwd.h"
 #include "builtin/llm.h"
 #include "builtin/mitm.h"
 #include "builtin/policy.h"
@@ -157,9 +158,11 @@ sandbox_new(struct server *srv, const char *id, const struct config *cfg,
     struct secrets *secrets, char *const *env, struct sandbox *prev,
     char *err, size_t errlen)
 {
-	struct sandbox *sb = xcalloc(1, sizeof *sb);
+	static uint64_t	 serials;
+	struct sandbox	*sb = xcalloc(1, sizeof *sb);
 
 	sb->refs = 1;
+	sb->serial = ++serials;
 	sb->id = xstrdup(id);
 	sb->policy = policy_new();
 	sb->rules = rules_new();
@@ -330,6 +333,7 @@ sandbox_register(struct server *srv, struct sandbox *sb)
 		TAILQ_REMOVE(srv->sandboxes, old, entry);
 		old->listed = false;
 		old->gone = true;
+		http_fwd_pool_forget(srv, old->serial);
 		if (srv->sb == old) {	/* the run's own, replaced */
 			srv->sb = sandbox_ref(sb);
 			sandbox_unref(old);
@@ -375,6 +379,7 @@ sandbox_drop(struct server *srv, struct sandbox *sb, const char *why)
 	TAILQ_REMOVE(srv->sandboxes, sb, entry);
 	sb->listed = false;
 	sb->gone = true;
+	http_fwd_pool_forget(srv, sb->serial);
 	for (c = TAILQ_FIRST(&srv->conns); c != NULL; c = next) {
 		next = TAILQ_NEXT(c, entry);
 		if (c->sb == sb)

@@ -42,6 +42,9 @@ struct sandbox_counters {
 struct sandbox {
 	unsigned			 refs;
 	char				*id;
+	uint64_t			 serial;	/* never reused: keys
+							   its pooled origin
+							   connections */
 	struct policy			*policy;
 	struct rules			*rules;
 	struct gitguard			*git;		/* --git-repo &c, or

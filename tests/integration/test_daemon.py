@@ -45,6 +45,24 @@ PY = h.PY
 
 # ------------------------------------------------------------ helpers
 
+# An origin that says who it is, keep-alive (HTTP/1.1, Content-Length).
+WHO_ORIGIN = r'''
+import sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+addr, port, who = sys.argv[1], int(sys.argv[2]), sys.argv[3].encode()
+class H(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def log_message(self, *a):
+        pass
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(who)))
+        self.end_headers()
+        self.wfile.write(who)
+ThreadingHTTPServer((addr, port), H).serve_forever()
+'''
+
+
 def api(path, method, target, body=None, timeout=10.0):
     """One exchange on the control socket: (status, JSON or None, raw)."""
     data = b"" if body is None else (body if isinstance(body, bytes) else
@@ -333,6 +351,30 @@ class Sources(DaemonCase):
                       lines)
         self.assertIn('egress_run_sandbox_connections_total{sandbox='
                       '"alpha"} %d' % n["connections"], lines)
+
+    def test_pooled_origin_connections_are_not_shared(self):
+        # alpha and beta both allow a.test:P, pinned to two different
+        # origins (127.0.0.1:P and 127.0.0.5:P). A connection alpha left
+        # idle in the pool must not carry beta's request to alpha's.
+        port = h.free_port()
+        names = {}
+        for addr, who in (("127.0.0.1", "one"), ("127.0.0.5", "five")):
+            script = self.tmp.write("who-%s.py" % who, WHO_ORIGIN)
+            p = h.Proc([PY, script, addr, str(port), who],
+                       self.tmp.join("who-%s.log" % who), name=who)
+            self.addCleanup(p.stop)
+            h.wait_port(addr, port, 10, p)
+            names[addr] = who
+        d = Daemon(self)
+        for sid, src, addr in (("alpha", "127.0.0.2", "127.0.0.1"),
+                               ("beta", "127.0.0.3", "127.0.0.5")):
+            d.register(self, {"id": sid, "source": src,
+                              "allow": ["a.test", addr],
+                              "resolve": ["a.test:%d:%s" % (port, addr)]})
+        url = "http://a.test:%d/" % port
+        for _ in range(2):
+            self.assertEqual(fetch(d.port, "127.0.0.2", url)[2], b"one")
+            self.assertEqual(fetch(d.port, "127.0.0.3", url)[2], b"five")
 
     def test_a_sandboxes_secret_is_its_own(self):
         d = Daemon(self)

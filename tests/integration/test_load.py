@@ -298,5 +298,81 @@ class LoadTest(EgressTestCase):
         self.assertLess(time.monotonic() - t_start, 120)
 
 
+# More keep-alive clients than the idle pool's old fixed size (256).
+POOL_CLIENTS = 600
+POOL_ROUNDS = 6
+
+
+class OriginPoolTest(EgressTestCase):
+    """Keep-alive clients keep their origin connections: with more
+    clients than PROXY_POOL_MAX, idle origin connections were closed when
+    they came back to the pool, and the next requests dialled new ones
+    (P1c's step past 256 connections in docs/PERFORMANCE.md)."""
+
+    def setUp(self):
+        super().setUp()
+        if ff.raise_nofile() < 4 * POOL_CLIENTS + 1000:
+            self.skipTest("descriptor hard limit too low")
+
+    def test_many_keepalive_clients_dial_the_origin_once_each(self):
+        web = ff.big_nginx(self, files={"ka.txt": "keep-alive\n"},
+                           http_extra=bf.CONN_LOG_FORMAT,
+                           server_extra=bf.CONN_LOG)
+        s = bf.session(self, [
+            "--resolve", "web.test:%d:127.0.0.1" % web.port,
+            "--allow", "web.test", "--max-conns", "10000"],
+            env=ff.session_env())
+        url = b"http://web.test:%d/ka.txt" % web.port
+        failures = []
+
+        async def client(i, rounds):
+            r, w = await asyncio.open_connection("127.0.0.1", s.port)
+            try:
+                for k in range(POOL_ROUNDS):
+                    # In lockstep: every client's origin connection is
+                    # back in the pool before any client asks again.
+                    await rounds[k].wait()
+                    w.write(b"GET %s?c=%d&k=%d HTTP/1.1\r\nHost: web.test"
+                            b"\r\n\r\n" % (url, i, k))
+                    head = await r.readuntil(b"\r\n\r\n")
+                    body = await r.readexactly(11)
+                    if not head.startswith(b"HTTP/1.1 200") or \
+                            body != b"keep-alive\n":
+                        raise AssertionError("%r %r" % (head, body))
+                    done[k] += 1
+                    if done[k] == POOL_CLIENTS and k + 1 < POOL_ROUNDS:
+                        await asyncio.sleep(0.2)
+                        rounds[k + 1].set()
+            finally:
+                w.close()
+
+        done = [0] * POOL_ROUNDS
+
+        async def run():
+            rounds = [asyncio.Event() for _ in range(POOL_ROUNDS)]
+            rounds[0].set()
+            res = await asyncio.gather(*[client(i, rounds) for i in
+                                         range(POOL_CLIENTS)],
+                                       return_exceptions=True)
+            failures.extend(repr(x) for x in res
+                            if isinstance(x, BaseException))
+
+        asyncio.run(run())
+        self.assertEqual(failures[:3], [], "%d failures" % len(failures))
+        total = POOL_CLIENTS * POOL_ROUNDS
+        wait_for(lambda: len(bf.conn_log(web)) >= total, 10,
+                 "nginx to log every request")
+        log = bf.conn_log(web)
+        self.assertEqual(len(log), total)
+        conns = set(c for c, _n, _h, _r, _s in log)
+        # One origin connection per client, reused for all its requests
+        # (before: ~344 new ones every round).
+        self.assertLessEqual(len(conns), POOL_CLIENTS + POOL_CLIENTS // 20,
+                             "%d origin connections for %d clients x %d "
+                             "requests" % (len(conns), POOL_CLIENTS,
+                                           POOL_ROUNDS))
+        self.assertTrue(s.alive())
+
+
 if __name__ == "__main__":
     unittest.main()
