@@ -8,7 +8,8 @@ interleaved run by run, so that drifting noise hits them all alike) and the
 median kept.
 
     bench/bench.py [--bin build/egress-run] [--quick] [--runs N]
-                   [--only P1,P1c,P2,P3,P4,P5,P6,P7] [--markdown]
+                   [--only P1,P1c,P2,P3,P4,P5,P6,P7,P2i,P8,P9,GW]
+                   [--markdown]
                    [--json FILE] [--perf] [--wait-quiet SECONDS]
 
   P1   plain-HTTP forward req/s (wrk -t1 -c50, absolute-URI Lua script)
@@ -19,6 +20,11 @@ median kept.
   P5   intercepted HTTPS: keep-alive req/s, first-byte time new vs seen host
   P6   launcher overhead: wall time (hyperfine) and peak RSS (/usr/bin/time)
   P7   RSS per idle CONNECT tunnel (100, 1000, 5000 held open by tunnelgen)
+  P2i  P2 with curl inside egress-run --isolate (in-namespace descriptor)
+  P8   request rules on intercepted HTTPS: none vs 20/50 --rule vs --preset
+  P9   LLM accounting: SSE per-chunk delay and TTFC, JSON req/s, against a
+       fake streaming origin: direct vs intercepted (--no-llm) vs accounted
+  GW   --gateway: the same streams and JSON req/s vs direct and intercepted
 
 Peers are started here, on loopback: nginx (the origin, 1 worker,
 keep-alive), Squid (caching off), tinyproxy, microsocks, mitmproxy
@@ -1219,6 +1225,7 @@ def targets(res):
                 "; ×direct " + " ".join(f"c{c}:{r:.2f}"
                                         for c, r in rat.items()),
                 max(cpu.values()) <= 1.5 * lo)
+    out += targets_h30(res)
     return out
 
 
@@ -1369,6 +1376,680 @@ def wait_quiet(limit_s):
         time.sleep(min(60, max(1, deadline - time.monotonic())))
 
 
+# --- P8 (request rules), P9 (LLM accounting), GW (gateway), P2i (P2 under
+# --isolate) -----------------------------------------------------------------
+
+H30_IDS = {"P8", "P9", "GW", "P2i"}
+GH_HOST = "gh.bench.test"       # the origin's leaf names *.bench.test
+LLM_HOST = "llm.bench.test"
+GH_PATH = "/api/v3/repos/acme/widget/pulls/1"   # allowed by every rule set
+
+# P8's rules: GitHub-shaped sub-resources, all "deny" with methods "*" so
+# that every regex runs on every request (none matches GH_PATH: the worst
+# case, a request that falls through all of them to host policy).
+P8_SEGS = [
+    r"pulls/\d+/merge", r"releases(/\d+)?", r"releases/tags/[^/]+",
+    r"hooks(/\d+)?", r"keys(/\d+)?", r"collaborators/[^/]+",
+    r"branches/[^/]+/protection(/.*)?", r"rulesets(/\d+)?",
+    r"actions/secrets(/[^/]+)?", r"actions/variables(/[^/]+)?",
+    r"environments/[^/]+(/.*)?", r"deployments(/\d+)?", r"pages(/.*)?",
+    r"transfer", r"git/refs/heads/.+", r"git/refs/tags/.+",
+    r"invitations(/\d+)?", r"actions/runners(/.*)?",
+    r"actions/permissions(/.*)?", r"dependabot/secrets(/[^/]+)?",
+    r"codespaces/secrets(/[^/]+)?", r"autolinks(/\d+)?",
+    r"vulnerability-alerts", r"automated-security-fixes",
+    r"private-vulnerability-reporting", r"interaction-limits",
+    r"topics", r"tags/protection(/\d+)?", r"traffic/.+",
+    r"actions/workflows/[^/]+/(enable|disable)",
+    r"actions/runs/\d+/(cancel|rerun|approve)", r"check-suites/preferences",
+    r"properties/values", r"import(/.*)?", r"lfs", r"subscription",
+    r"notifications", r"contents/\.github/workflows/.+",
+    r"contents/CODEOWNERS", r"merges", r"dispatches", r"forks",
+    r"generate", r"milestones/\d+", r"labels/[^/]+",
+    r"issues/\d+/lock", r"pulls/\d+/requested_reviewers",
+    r"pulls/\d+/reviews/\d+/dismissals", r"comments/\d+",
+    r"projects",
+]
+
+LLM_JSON = ('{"id":"msg_bench","type":"message","role":"assistant",'
+            '"model":"claude-bench","content":[{"type":"text",'
+            '"text":"Hello, world!"}],"stop_reason":"end_turn",'
+            '"stop_sequence":null,"usage":{"input_tokens":21,'
+            '"output_tokens":13}}')
+LLM_REQ = ('{"model":"claude-bench","max_tokens":16,"messages":'
+           '[{"role":"user","content":"hi"}]')
+
+# A fake Anthropic-style origin over TLS (asyncio, one thread): non-stream
+# requests get LLM_JSON; "stream": true gets message_start, then
+# bench_chunks content_block_delta events bench_gap_ms apart on a fixed
+# schedule, each carrying its send time (CLOCK_MONOTONIC, which the client
+# shares), then message_delta (usage) and message_stop. TCP_NODELAY; every
+# event written and drained on its own.
+LLM_ORIGIN = r'''
+import asyncio, json, socket, ssl, sys, time
+port, cert, key, body = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(cert, key)
+ctx.set_alpn_protocols(["http/1.1"])
+BODY = body.encode()
+
+def ev(name, obj):
+    b = ("event: %s\ndata: %s\n\n" % (name, json.dumps(obj))).encode()
+    return b"%x\r\n%s\r\n" % (len(b), b)
+
+async def handle(r, w):
+    s = w.get_extra_info("socket")
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    try:
+        while True:
+            head = await r.readuntil(b"\r\n\r\n")
+            hd = {}
+            for line in head.split(b"\r\n")[1:]:
+                if b":" in line:
+                    k, v = line.split(b":", 1)
+                    hd[k.strip().lower()] = v.strip()
+            if hd.get(b"transfer-encoding", b"").lower() == b"chunked":
+                body = b""
+                while True:
+                    n = int((await r.readline()).split(b";")[0], 16)
+                    if n == 0:
+                        await r.readline()
+                        break
+                    body += await r.readexactly(n)
+                    await r.readline()
+            else:
+                body = await r.readexactly(int(hd.get(b"content-length",
+                                                      b"0")))
+            req = json.loads(body or b"{}")
+            if not req.get("stream"):
+                w.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json"
+                        b"\r\nContent-Length: %d\r\n\r\n%s" % (len(BODY),
+                                                               BODY))
+                await w.drain()
+                continue
+            n = int(req.get("bench_chunks", 40))
+            gap = float(req.get("bench_gap_ms", 5)) / 1e3
+            w.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                    b"Cache-Control: no-cache\r\nTransfer-Encoding: chunked"
+                    b"\r\n\r\n")
+            w.write(ev("message_start", {"type": "message_start", "message": {
+                "id": "msg_bench", "type": "message", "role": "assistant",
+                "model": req.get("model", "m"), "content": [],
+                "stop_reason": None, "usage": {"input_tokens": 21,
+                                               "output_tokens": 1}}}))
+            w.write(ev("content_block_start", {
+                "type": "content_block_start", "index": 0,
+                "content_block": {"type": "text", "text": ""}}))
+            await w.drain()
+            t0 = time.monotonic()
+            for i in range(n):
+                d = t0 + i * gap - time.monotonic()
+                if d > 0:
+                    await asyncio.sleep(d)
+                w.write(ev("content_block_delta", {
+                    "type": "content_block_delta", "index": 0,
+                    "delta": {"type": "text_delta", "text": "tok "},
+                    "bench_i": i, "bench_t": time.monotonic()}))
+                await w.drain()
+            w.write(ev("content_block_stop", {"type": "content_block_stop",
+                                              "index": 0}) +
+                    ev("message_delta", {"type": "message_delta",
+                                         "delta": {"stop_reason": "end_turn"},
+                                         "usage": {"output_tokens": n}}) +
+                    ev("message_stop", {"type": "message_stop"}) +
+                    b"0\r\n\r\n")
+            await w.drain()
+    except (asyncio.IncompleteReadError, ConnectionError, ssl.SSLError,
+            ValueError):
+        pass
+    finally:
+        w.close()
+
+async def main():
+    srv = await asyncio.start_server(handle, "127.0.0.1", port, ssl=ctx,
+                                     backlog=512)
+    async with srv:
+        await srv.serve_forever()
+asyncio.run(main())
+'''
+
+
+def start_llm_nginx(procs, tmp, pki):
+    """P9/GW's non-streaming origin: nginx over TLS answering every request
+    (POST included) with LLM_JSON, keep-alive; fast enough not to be the
+    bottleneck, as the python stream origin would be."""
+    root = os.path.join(tmp, "nginx-llm")
+    os.makedirs(os.path.join(root, "logs"))
+    port = free_port()
+    conf = os.path.join(root, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write(f"""worker_processes 1;
+daemon off;
+pid {root}/nginx.pid;
+error_log {root}/logs/error.log;
+events {{ worker_connections 4096; }}
+http {{
+  access_log off;
+  keepalive_requests 1000000;
+  keepalive_timeout 300s;
+  server {{
+    listen 127.0.0.1:{port} ssl;
+    ssl_certificate {pki}/origin.pem;
+    ssl_certificate_key {pki}/origin.key;
+    location / {{ default_type application/json; return 200 '{LLM_JSON}'; }}
+  }}
+}}
+""")
+    p = procs.start("nginx-llm", ["nginx", "-c", conf, "-p", root])
+    wait_port(port, proc=p)
+    return port
+
+
+def session_cpu_ns_s(sid):
+    """session_cpu_s from the scheduler's nanosecond counters (every
+    thread's /proc/PID/task/TID/schedstat): clock ticks (10 ms) are too
+    coarse for a few µs per request over a few thousand requests."""
+    total = 0
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                st = f.read()
+            if int(st[st.rindex(")") + 2:].split()[3]) != sid:
+                continue
+            for t in os.listdir(f"/proc/{d}/task"):
+                with open(f"/proc/{d}/task/{t}/schedstat") as f:
+                    total += int(f.read().split()[0])
+        except (OSError, ValueError):
+            continue
+    return total / 1e9
+
+
+def start_egress_variant(args, peers, name, extra):
+    """A fresh egress-run (the P5 interception set-up plus EXTRA) under
+    NAME; its port."""
+    port = free_port()
+    base = ["--allow", "127.0.0.0/8",
+            "--ca-cert", f"{peers.pki}/mitm-ca.pem",
+            "--ca-key", f"{peers.pki}/mitm-ca.key",
+            "--upstream-ca", f"{peers.pki}/origin-ca.pem"]
+    p = peers.procs.start(name, peers.egress_argv(port, base + list(extra)))
+    try:
+        wait_port(port, proc=p)
+    except RuntimeError as e:
+        log(f"  {name} did not start: {e}\n{peers.procs.log_tail(name)}")
+        peers.procs.stop(p)
+        return None, None
+    return port, p
+
+
+def p8_rules(n):
+    return [f"deny * {GH_HOST} /api/v3/repos/[^/]+/[^/]+/{s} "
+            f"bench rule {i}" for i, s in enumerate(P8_SEGS[:n])]
+
+
+def measure_p8(args, peers, res, pki, tls_port, tmp):
+    log("P8: request rules on intercepted HTTPS: req/s and CPU/request, no "
+        "rule vs 20 and 50 --rule (PCRE2) vs --preset github")
+    # GH_PATH as a 1 KiB file in the origin's root (nginx reads it live).
+    www = os.path.join(tmp, "nginx", "www")
+    os.makedirs(os.path.dirname(www + GH_PATH), exist_ok=True)
+    with open(www + GH_PATH, "wb") as f:
+        f.write(os.urandom(1024))
+    cacert = f"{pki}/mitm-ca.pem"
+    common = ["--resolve", f"{GH_HOST}:{tls_port}:127.0.0.1",
+              "--allow", GH_HOST,
+              "--secret", f"BENCH_GH={SECRET}:{GH_HOST}"]
+    rule_args = {}
+    for n in (20, 50):
+        rule_args[n] = [a for r in p8_rules(n) for a in ("--rule", r)]
+    configs = [("egress-run no rules", []),
+               ("egress-run 20 rules", rule_args[20]),
+               ("egress-run 50 rules", rule_args[50]),
+               ("egress-run --preset github",
+                ["--preset", f"github:{GH_HOST}"])]
+    # What a refusal looks like for each set (proves the rules are loaded).
+    refused = {"egress-run 20 rules": ("GET", "/api/v3/repos/a/b/hooks"),
+               "egress-run 50 rules": ("GET", "/api/v3/repos/a/b/projects"),
+               "egress-run --preset github":
+                   ("PUT", "/api/v3/repos/a/b/pulls/1/merge")}
+    url = f"https://{GH_HOST}:{tls_port}{GH_PATH}"
+    avail = []
+    for name, extra in configs:
+        port, p = start_egress_variant(args, peers, name, common + extra)
+        if port is None:
+            continue
+        px = ["-x", f"127.0.0.1:{port}"]
+        out = run(["curl", "-sS", "--cacert", cacert, *px,
+                   f"https://{GH_HOST}:{tls_port}/auth"],
+                  capture_output=True, text=True, timeout=30)
+        ok = out.stdout.strip() == f"Bearer {SECRET}"
+        if ok and name in refused:
+            m, path = refused[name]
+            out = run(["curl", "-sS", "-o", "/dev/null", "-w",
+                       "%{http_code}", "-X", m, "--cacert", cacert, *px,
+                       f"https://{GH_HOST}:{tls_port}{path}"],
+                      capture_output=True, text=True, timeout=30)
+            ok = out.stdout.strip() == "403"
+        if not ok:
+            log(f"  warning: {name}: interception or rules not in effect "
+                f"({out.stdout.strip()!r} {out.stderr.strip()[-200:]!r}); "
+                f"skipped")
+            peers.procs.stop(p)
+            continue
+        avail.append((name, port, p))
+    for par in (1, 8):
+        rate = {n: [] for n, _, _ in avail}
+        cpu = {n: [] for n, _, _ in avail}
+        for _ in range(args.runs):
+            for n, port, p in avail:
+                c0 = session_cpu_ns_s(p.pid)
+                r, ok = curl_glob_rate(url, args.p5_requests,
+                                       ["-x", f"127.0.0.1:{port}"], cacert,
+                                       par)
+                rate[n].append(r if ok else None)
+                if ok:
+                    cpu[n].append((session_cpu_ns_s(p.pid) - c0) /
+                                  args.p5_requests * 1e6)
+        what = "rules req/s (keep-alive)" if par == 1 else \
+            f"rules req/s ({par} parallel)"
+        for n, _, _ in avail:
+            res.add("P8", what, n, rate[n], "req/s",
+                    f"proxy CPU {statistics.median(cpu[n]):.0f} µs/req"
+                    if cpu[n] else "")
+            mode = "keep-alive" if par == 1 else f"{par} parallel"
+            res.add("P8", f"CPU µs/req ({mode})", n, cpu[n] or [None], "µs",
+                    "the proxy's")
+    for _, _, p in avail:
+        peers.procs.stop(p)
+
+
+def _dechunk(buf):
+    """Decode as much of a chunked body as BUF holds: (data, rest, done)."""
+    out, i = [], 0
+    while True:
+        j = buf.find(b"\r\n", i)
+        if j < 0:
+            break
+        size = int(buf[i:j].split(b";")[0] or b"0", 16)
+        if size == 0:
+            return b"".join(out), b"", True
+        if len(buf) < j + 2 + size + 2:
+            break
+        out.append(buf[j + 2:j + 2 + size])
+        i = j + 2 + size + 2
+    return b"".join(out), buf[i:], False
+
+
+def sse_once(mode, proxy_port, port, cacert, path, body, timeout=30.0):
+    """One streamed request to the fake LLM origin. MODE: direct (TLS to
+    the origin), connect (CONNECT through the proxy, TLS inside it) or
+    gateway (plain HTTP to the proxy's /gw/ path). Returns (time to first
+    delta in ms from the request's last byte sent, [per-chunk delay ms:
+    arrival - the origin's send time]) or None."""
+    import ssl
+    try:
+        s = socket.create_connection(("127.0.0.1", proxy_port or port),
+                                     timeout)
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        host = f"{LLM_HOST}:{port}"
+        if mode == "connect":
+            s.sendall(f"CONNECT {host} HTTP/1.1\r\nHost: {host}\r\n\r\n"
+                      .encode())
+            head = b""
+            while b"\r\n\r\n" not in head:
+                d = s.recv(4096)
+                if not d:
+                    return None
+                head += d
+            if b" 200" not in head.split(b"\r\n")[0]:
+                return None
+        if mode in ("direct", "connect"):
+            ctx = ssl.create_default_context(cafile=cacert)
+            s = ctx.wrap_socket(s, server_hostname=LLM_HOST)
+        else:
+            host = f"127.0.0.1:{proxy_port}"
+        s.sendall(f"POST {path} HTTP/1.1\r\nHost: {host}\r\n"
+                  f"Content-Type: application/json\r\n"
+                  f"anthropic-version: 2023-06-01\r\n"
+                  f"Content-Length: {len(body)}\r\nConnection: close\r\n"
+                  f"\r\n".encode() + body)
+        t_req = time.monotonic()
+        raw, head, chunked, text = b"", None, False, b""
+        ttfc, delays = None, []
+        while True:
+            d = s.recv(65536)
+            now = time.monotonic()
+            if not d:
+                break
+            raw += d
+            if head is None:
+                k = raw.find(b"\r\n\r\n")
+                if k < 0:
+                    continue
+                head, raw = raw[:k].lower(), raw[k + 4:]
+                if not head.startswith((b"http/1.1 200", b"http/1.0 200")):
+                    return None
+                chunked = b"transfer-encoding: chunked" in head
+            done = False
+            if chunked:
+                data, raw, done = _dechunk(raw)
+            else:
+                data, raw = raw, b""
+            text += data
+            while b"\n\n" in text:
+                evt, text = text.split(b"\n\n", 1)
+                k = evt.find(b'"bench_t": ')
+                if k >= 0:
+                    t = float(evt[k + 11:].split(b"}")[0].split(b",")[0])
+                    delays.append((now - t) * 1e3)
+                    if ttfc is None:
+                        ttfc = (now - t_req) * 1e3
+                elif b"message_stop" in evt:
+                    done = True
+            if done:
+                break
+        s.close()
+        return (ttfc, delays) if ttfc is not None else None
+    except (OSError, ValueError):
+        return None
+
+
+def pctl(vals, q):
+    v = sorted(vals)
+    return v[min(len(v) - 1, int(q * len(v)))] if v else None
+
+
+def llm_metric(port, name):
+    """Sum of a Prometheus counter from egress-run's --metrics."""
+    try:
+        out = run(["curl", "-sS", "--max-time", "5",
+                   f"http://127.0.0.1:{port}/metrics"],
+                  capture_output=True, text=True, timeout=10).stdout
+    except subprocess.TimeoutExpired:
+        return None
+    return sum(float(line.split()[-1]) for line in out.splitlines()
+               if line.startswith(name + "{") or line.startswith(name + " "))
+
+
+def measure_llm(args, peers, res, pki, tmp, only):
+    """P9 (LLM accounting) and GW (gateway) against a fake Anthropic-style
+    origin over TLS: streaming time-to-first-chunk and per-chunk delay, and
+    non-streaming requests/s (+ the proxy's CPU per request)."""
+    want9, wantgw = "P9" in only, "GW" in only
+    log("P9/GW: LLM streaming (per-chunk delay, TTFC) and JSON req/s: "
+        "direct, intercepted (--no-llm), accounted, gateway")
+    procs = peers.procs
+    streams = 3 if args.quick else 10
+    chunks, gap = 40, 5
+    sport = free_port()
+    script = os.path.join(tmp, "llm_origin.py")
+    with open(script, "w") as f:
+        f.write(LLM_ORIGIN)
+    so = procs.start("llm-origin", [sys.executable, script, str(sport),
+                                    f"{pki}/origin.pem", f"{pki}/origin.key",
+                                    LLM_JSON])
+    wait_port(sport, proc=so)
+    jport = start_llm_nginx(procs, tmp, pki)
+    common = ["--resolve", f"{LLM_HOST}:*:127.0.0.1", "--allow", LLM_HOST,
+              "--secret", f"BENCH_LLM={SECRET}:{LLM_HOST}"]
+    systems = [("direct", "direct", None)]
+    if want9:
+        systems.append(("intercepted (--no-llm)", "connect",
+                        ["--no-llm"]))
+    systems.append(("accounted", "connect",
+                    ["--llm-host", f"{LLM_HOST}:anthropic",
+                     "--gateway", f"llm=https://{LLM_HOST}:{jport}",
+                     "--gateway", f"llms=https://{LLM_HOST}:{sport}"]))
+    if wantgw:
+        systems.append(("gateway (accounted)", "gateway", "accounted"))
+    started = {}
+    avail = []
+    for name, mode, extra in systems:
+        if mode == "direct":
+            avail.append((name, mode, None, None))
+            continue
+        if isinstance(extra, str):          # the same process as EXTRA
+            if extra in started:
+                avail.append((name, mode) + started[extra])
+            continue
+        mport = free_port()
+        port, p = start_egress_variant(
+            args, peers, "egress-run-" + name.split()[0],
+            common + extra + ["--metrics", f"127.0.0.1:{mport}"])
+        if port is None:
+            continue
+        p.bench_metrics = mport
+        started[name] = (port, p)
+        avail.append((name, mode, port, p))
+    body = (LLM_REQ + "}").encode()
+    sbody = (LLM_REQ + f',"stream":true,"bench_chunks":{chunks},'
+             f'"bench_gap_ms":{gap}}}').encode()
+    cacert_of = {"direct": f"{pki}/origin-ca.pem",
+                 "connect": f"{pki}/mitm-ca.pem", "gateway": None}
+
+    def json_url(mode, port):
+        if mode == "gateway":
+            return f"http://127.0.0.1:{port}/gw/llm/v1/messages", []
+        x = ["--resolve", f"{LLM_HOST}:{jport}:127.0.0.1"] \
+            if mode == "direct" else ["-x", f"127.0.0.1:{port}"]
+        return f"https://{LLM_HOST}:{jport}/v1/messages", x
+
+    # Check each path once: a stream completes, a JSON answer comes back.
+    ok_avail = []
+    for name, mode, port, p in avail:
+        path = "/gw/llms/v1/messages" if mode == "gateway" else \
+            "/v1/messages"
+        r = sse_once(mode, port, sport, cacert_of[mode], path, sbody)
+        url, x = json_url(mode, port)
+        j = run(["curl", "-sS", "--cacert", cacert_of[mode] or cacert_of[
+            "direct"], *x, "-d", body.decode(), "-H",
+                 "Content-Type: application/json", url],
+                capture_output=True, text=True, timeout=30)
+        if r is None or len(r[1]) != chunks or '"usage"' not in j.stdout:
+            log(f"  warning: {name}: the stream or the JSON request failed "
+                f"({r and len(r[1])} chunks; {j.stdout[:80]!r} "
+                f"{j.stderr.strip()[-200:]!r}); skipped")
+            continue
+        ok_avail.append((name, mode, port, p))
+    avail = ok_avail
+    llm0 = {n: llm_metric(p.bench_metrics, "egress_run_llm_requests_total")
+            for n, _, _, p in avail if p is not None}
+    sent = {}           # LLM calls sent through each process, by pid
+
+    ttfc = {n: [] for n, _, _, _ in avail}
+    p50 = {n: [] for n, _, _, _ in avail}
+    p99 = {n: [] for n, _, _, _ in avail}
+    rate = {n: [] for n, _, _, _ in avail}
+    cpu = {n: [] for n, _, _, _ in avail}
+    jn = max(200, args.p5_requests // 2)
+    for _ in range(args.runs):
+        for n, mode, port, p in avail:
+            path = "/gw/llms/v1/messages" if mode == "gateway" else \
+                "/v1/messages"
+            t, dl = [], []
+            for _ in range(streams):
+                r = sse_once(mode, port, sport, cacert_of[mode], path, sbody)
+                if r is not None and len(r[1]) == chunks:
+                    t.append(r[0])
+                    dl += r[1]
+                if p is not None:
+                    sent[p.pid] = sent.get(p.pid, 0) + 1
+            ttfc[n].append(statistics.median(t) if t else None)
+            p50[n].append(pctl(dl, 0.5))
+            p99[n].append(pctl(dl, 0.99))
+        for n, mode, port, p in avail:
+            url, x = json_url(mode, port)
+            sid = p.pid if p is not None else procs_pid(procs, "nginx-llm")
+            c0 = session_cpu_ns_s(sid)
+            r, ok = curl_glob_rate(url, jn, ["-d", body.decode(), "-H",
+                                             "Content-Type: application/json",
+                                             "--cacert", cacert_of[mode] or
+                                             cacert_of["direct"], *x],
+                                   cacert_of["direct"])
+            rate[n].append(r if ok else None)
+            if ok:
+                cpu[n].append((session_cpu_ns_s(sid) - c0) / jn * 1e6)
+            if p is not None:
+                sent[p.pid] = sent.get(p.pid, 0) + jn
+    counted = {}
+    for n, _, _, p in avail:
+        if p is not None and llm0.get(n) is not None:
+            v = llm_metric(p.bench_metrics, "egress_run_llm_requests_total")
+            counted[n] = None if v is None else v - llm0[n]
+    for n, mode, _, p in avail:
+        ids = []
+        if want9 and n != "gateway (accounted)":
+            ids.append("P9")
+        if wantgw and n != "intercepted (--no-llm)":
+            ids.append("GW")
+        who = "nginx's" if p is None else "the proxy's"
+        for pid in ids:
+            res.add(pid, "stream: time to first chunk", n, ttfc[n], "ms",
+                    f"median of {streams} streams per run, new connection "
+                    f"each")
+            res.add(pid, "stream: per-chunk delay p50", n, p50[n], "ms",
+                    "origin write → client read")
+            res.add(pid, "stream: per-chunk delay p99", n, p99[n], "ms",
+                    f"{streams}×{chunks} chunks, {gap} ms apart")
+            note = f"{who} CPU {statistics.median(cpu[n]):.0f} µs/req" \
+                if cpu[n] else ""
+            if counted.get(n) is not None and p is not None:
+                note += (f"; LLM calls counted (--metrics): {counted[n]:.0f}"
+                         f" of {sent.get(p.pid, 0)} sent through this "
+                         f"process")
+            res.add(pid, "LLM JSON req/s (keep-alive)", n, rate[n], "req/s",
+                    note)
+    for _, _, _, p in avail:
+        if p is not None and p in procs.procs:
+            procs.stop(p)
+    for p in list(procs.procs):
+        if getattr(p, "bench_name", "") in ("llm-origin", "nginx-llm"):
+            procs.stop(p)
+
+
+def procs_pid(procs, name):
+    for p in procs.procs:
+        if getattr(p, "bench_name", "") == name:
+            return p.pid
+    return None
+
+
+def measure_p2_isolate(args, peers, res, big):
+    """P2 with the client inside egress-run --isolate: curl runs in the new
+    network namespace and reaches the proxy through the listening socket
+    bound there and handed out; interleaved with direct and plain P2."""
+    log("P2i: CONNECT one stream, client inside egress-run --isolate")
+    iso = [args.bin, "-q", "--no-upstream", "--isolate", "--fail-closed",
+           "--allow", "127.0.0.1", "--max-conns", "100000", "--", "sh",
+           "-c", 'unset NO_PROXY no_proxy; exec curl -sS -o /dev/null '
+           '--max-time 300 -w "%{speed_download} %{size_download} '
+           '%{http_code}" -p -x "$http_proxy" "$1"', "sh", big]
+    r = run(iso[:-1] + [big.replace("/big.bin", "/small.bin")],
+            capture_output=True, text=True, timeout=60)
+    if r.returncode != 0 or not r.stdout.strip().endswith("200"):
+        log(f"  P2i skipped: --isolate does not run here: "
+            f"{r.stderr.strip()[-200:]}")
+        return
+    # The same command without --isolate: a fresh egress-run with curl as
+    # its child, as under --isolate (the plain row is the long-running
+    # proxy of P2), so that "same as without" compares like with like.
+    fresh = [a for a in iso if a not in ("--isolate", "--fail-closed")]
+    plain = peers.get("egress-run")
+    vals = {"direct": [], "egress-run": [], "egress-run -- curl": [],
+            "egress-run --isolate": []}
+    curl_speed(big)             # warm the page cache; not counted
+    for _ in range(args.runs):
+        speed, ok, _ = curl_speed(big)
+        vals["direct"].append(speed if ok else None)
+        if plain is not None:
+            speed, ok, _ = curl_speed(big, ("-p", "-x",
+                                            f"127.0.0.1:{plain}"))
+            vals["egress-run"].append(speed if ok else None)
+        for n, argv in (("egress-run -- curl", fresh),
+                        ("egress-run --isolate", iso)):
+            r = run(argv, capture_output=True, text=True, timeout=400)
+            w = (r.stdout or "0 0 000").split()
+            ok = r.returncode == 0 and len(w) == 3 and w[2] == "200"
+            vals[n].append(float(w[0]) if ok else None)
+    notes = {"egress-run -- curl": "a fresh egress-run, curl its child",
+             "egress-run --isolate": "the same, curl inside the namespace"}
+    for n, v in vals.items():
+        if v:
+            res.add("P2i", "CONNECT one stream", n, v, "B/s",
+                    notes.get(n, ""))
+
+
+def measure_h30(args, peers, res, only, pki, tls_port, big, tmp):
+    if "P2i" in only:
+        measure_p2_isolate(args, peers, res, big)
+    if "P8" in only:
+        measure_p8(args, peers, res, pki, tls_port, tmp)
+    if "P9" in only or "GW" in only:
+        measure_llm(args, peers, res, pki, tmp, only)
+
+
+def targets_h30(res):
+    """Targets of issues 8-11 for the measures above."""
+    out = []
+    g = res.get
+    for par in ("keep-alive", "8 parallel"):
+        z = g("P8", f"rules req/s ({par})", "egress-run no rules")
+        zc = g("P8", f"CPU µs/req ({par})", "egress-run no rules")
+        for n in ("50 rules", "20 rules", "--preset github"):
+            v = g("P8", f"rules req/s ({par})", f"egress-run {n}")
+            c = g("P8", f"CPU µs/req ({par})", f"egress-run {n}")
+            # Judged on the proxy's CPU per request where it was measured:
+            # req/s moves by ±20 % run to run on a shared machine, CPU per
+            # request by a few %.
+            if z and v and c and zc:
+                out.append((f"P8 {n} cost < 5 % ({par}; CPU/request)",
+                            f"CPU/req {c / zc:.2f}× no rules "
+                            f"({c - zc:+.0f} µs), req/s {v / z:.2f}×",
+                            c / zc <= 1.05))
+            elif z and v:
+                out.append((f"P8 {n} cost < 5 % ({par})",
+                            f"{v / z:.2f}× no rules", v / z >= 0.95))
+    for pid, n in (("P9", "accounted"), ("P9", "intercepted (--no-llm)"),
+                   ("GW", "gateway (accounted)")):
+        d = g(pid, "stream: per-chunk delay p99", "direct")
+        v = g(pid, "stream: per-chunk delay p99", n)
+        d50 = g(pid, "stream: per-chunk delay p50", "direct")
+        v50 = g(pid, "stream: per-chunk delay p50", n)
+        if d is not None and v is not None:
+            m = f"; p50 {v50 - d50:+.2f} ms" if d50 is not None and \
+                v50 is not None else ""
+            out.append((f"{pid} {n}: < 1 ms added per chunk at p99",
+                        f"{v - d:+.2f} ms ({v:.2f} vs {d:.2f}){m}",
+                        v - d < 1))
+    a = g("P9", "LLM JSON req/s (keep-alive)", "accounted")
+    i = g("P9", "LLM JSON req/s (keep-alive)", "intercepted (--no-llm)")
+    if a and i:
+        out.append(("P9 accounting unmeasurable on JSON req/s (≥ 0.95× "
+                    "intercepted-only)", f"{a / i:.2f}×", a / i >= 0.95))
+    gw = g("GW", "LLM JSON req/s (keep-alive)", "gateway (accounted)")
+    a = g("GW", "LLM JSON req/s (keep-alive)", "accounted")
+    if gw and a:
+        out.append(("GW req/s ≥ the intercepted path's (no client TLS)",
+                    f"{gw / a:.2f}× intercepted", gw / a >= 1))
+    d = g("P2i", "CONNECT one stream", "direct")
+    e = g("P2i", "CONNECT one stream", "egress-run -- curl")
+    i = g("P2i", "CONNECT one stream", "egress-run --isolate")
+    if d and i:
+        out.append(("P2 under --isolate ≥ 0.8× direct", f"{i / d:.2f}× "
+                    f"direct", i / d >= 0.8))
+    if e and i:
+        out.append(("P2 under --isolate same as without (≥ 0.9× the same "
+                    "command without --isolate)",
+                    f"{i / e:.2f}× egress-run -- curl", i / e >= 0.9))
+    return out
+
+
+BASELINE.update({"P8": "egress-run no rules", "P9": "direct", "GW": "direct",
+                 "P2i": "direct"})
+
+
 def main():
     global VERBOSE
     ap = argparse.ArgumentParser(
@@ -1382,7 +2063,8 @@ def main():
     ap.add_argument("--runs", type=int, help="runs per measure (5; quick 1)")
     ap.add_argument("--seconds", type=int, help="wrk/tunnelgen duration")
     ap.add_argument("--big-mib", type=int, help="P2/P3 body size")
-    ap.add_argument("--only", default="P1,P1c,P2,P3,P4,P5,P6,P7")
+    ap.add_argument("--only", default="P1,P1c,P2,P3,P4,P5,P6,P7,"
+                    "P2i,P8,P9,GW")
     ap.add_argument("--markdown", action="store_true")
     ap.add_argument("--json", help="write the raw results here")
     ap.add_argument("--perf", action="store_true",
@@ -1412,6 +2094,7 @@ def main():
     args.bin = os.path.abspath(args.bin)
     only = set(x.strip() for x in args.only.split(",") if x.strip())
     known = {"P1", "P1c", "P2", "P3", "P4", "P5", "P6", "P7"}
+    known |= H30_IDS
     if only - known:
         sys.exit(f"bench: --only: unknown {', '.join(sorted(only - known))}"
                  f" (known: {', '.join(sorted(known))})")
@@ -1491,6 +2174,8 @@ def main():
             measure_p6(args, peers, res, tmp)
         if "P7" in only:
             measure_p7(args, peers, res, tg, origin)
+        if only & H30_IDS:
+            measure_h30(args, peers, res, only, pki, tls_port, big, tmp)
     except KeyboardInterrupt:
         log("bench: interrupted; reporting what was measured")
     finally:
