@@ -635,7 +635,7 @@ http_fwd_start(struct conn *c, const struct http_request *req, size_t headlen)
 {
 	struct request		*r = &c->req;
 	const struct secrets	*sec = c->sb->secrets;
-	struct evbuffer		*h = evbuffer_new();
+	struct evbuffer		*h;
 	bool			 bound, rechunk = false;
 	bool			 skip[HTTP_MAX_HEADERS];
 	char			*nv;
@@ -649,6 +649,7 @@ http_fwd_start(struct conn *c, const struct http_request *req, size_t headlen)
 	/* What the agent may do where it goes. */
 	if (git_gate(c, req) || rules_gate(c, req))
 		return;
+	h = evbuffer_new();
 	/* An LLM call is accounted; its body is read first when small. */
 	account_request(c, req);
 	collect = r->rules_body || r->git_push || account_collect(c, req);
