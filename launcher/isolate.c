@@ -145,23 +145,25 @@ sysctl_value(const char *path)
 	return util_strtonum(buf, 0, INT64_MAX, &v) == 0 ? v : -1;
 }
 
-int
-isolate_probe(char *err, size_t errlen)
+void
+isolate_probe_start(struct isolate_probe *pr)
 {
-	int	status, e = 0, p[2];
-	pid_t	pid;
+	int	e, p[2];
 
+	pr->pid = -1;
+	pr->fd = -1;
+	pr->error = 0;
 	if (pipe2(p, O_CLOEXEC) == -1) {
-		snprintf(err, errlen, "pipe: %s", strerror(errno));
-		return -1;
+		pr->error = errno;
+		return;
 	}
-	if ((pid = fork()) == -1) {
-		snprintf(err, errlen, "fork: %s", strerror(errno));
+	if ((pr->pid = fork()) == -1) {
+		pr->error = errno;
 		close(p[0]);
 		close(p[1]);
-		return -1;
+		return;
 	}
-	if (pid == 0) {
+	if (pr->pid == 0) {
 		close(p[0]);
 		if ((e = enter()) == 0)
 			e = loopback_up();
@@ -169,11 +171,26 @@ isolate_probe(char *err, size_t errlen)
 		_exit(0);
 	}
 	close(p[1]);
-	if (read(p[0], &e, sizeof e) != (ssize_t)sizeof e)
+	pr->fd = p[0];
+}
+
+int
+isolate_probe_finish(struct isolate_probe *pr, char *err, size_t errlen)
+{
+	int	status, e = 0;
+
+	if (pr->pid <= 0) {
+		snprintf(err, errlen, "cannot ask whether namespaces can be "
+		    "made: %s", strerror(pr->error ? pr->error : ECHILD));
+		return -1;
+	}
+	if (read(pr->fd, &e, sizeof e) != (ssize_t)sizeof e)
 		e = EIO;
-	close(p[0]);
-	while (waitpid(pid, &status, 0) == -1 && errno == EINTR)
+	close(pr->fd);
+	while (waitpid(pr->pid, &status, 0) == -1 && errno == EINTR)
 		;
+	pr->pid = -1;
+	pr->fd = -1;
 	if (e == 0)
 		return 0;
 	/* Say what to change, as precisely as the system lets us. */

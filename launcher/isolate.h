@@ -11,6 +11,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #define ISOLATE_MAX_PORTS	32
 
@@ -21,11 +22,23 @@ struct isolate {
 	int		sock[2];			/* [0] parent, [1] child */
 };
 
+/* The question "can this process make the namespaces?", asked of a
+ * child that runs while we go on starting up. */
+struct isolate_probe {
+	pid_t	pid;		/* -1: none (asked and answered, or never) */
+	int	fd;		/* the child's answer, an errno */
+	int	error;		/* fork or pipe failed: its errno */
+};
+
+/* Ask (fork a child that tries). Nothing to check: the answer says. */
+void	isolate_probe_start(struct isolate_probe *);
+
 /*
- * Can this process make the namespaces? 0, or -1 with the cause and what
- * to change (a sysctl, the container's seccomp profile) in err.
+ * The answer (waiting for it): 0, or -1 with the cause and what to change
+ * (a sysctl, the container's seccomp profile) in err. Reaps the child; a
+ * second call, or one without a start, answers -1.
  */
-int	isolate_probe(char *, size_t);
+int	isolate_probe_finish(struct isolate_probe *, char *, size_t);
 
 /* Prepare: the ports to bind inside, and the socketpair. 0 or -1. */
 int	isolate_init(struct isolate *, const uint16_t *, size_t);

@@ -42,6 +42,8 @@ struct session {
 	struct server		*srv;
 	struct control		*ctl;		/* --control, or NULL */
 	struct via		*via;		/* --via: a daemon's sandbox */
+	struct isolate_probe	 probe;		/* --isolate: asked at start,
+						   answered when needed */
 	struct secrets		*secrets;
 	struct upstream		*upstream;	/* corporate proxy, or NULL */
 	struct gateways		*gateways;
@@ -378,6 +380,7 @@ plan_isolation(struct session *s)
 {
 	const struct config	*cfg = s->cfg;
 	char			 err[512];
+	int			 probed;
 
 	if (!cfg->isolate) {
 		if (s->nfwd > 0)
@@ -385,6 +388,8 @@ plan_isolation(struct session *s)
 			    "(COMMAND reaches this host's loopback directly)");
 		return 0;
 	}
+	/* The probe ran while the proxy started; reap it whatever comes. */
+	probed = isolate_probe_finish(&s->probe, err, sizeof err);
 	if (s->srv == NULL) {
 		if (cfg->fail_closed) {
 			log_error("--isolate needs the built-in proxy, which "
@@ -407,7 +412,7 @@ plan_isolation(struct session *s)
 			    s->fwd_inside[i]);
 			return -1;
 		}
-	if (isolate_probe(err, sizeof err) != 0) {
+	if (probed != 0) {
 		if (cfg->fail_closed) {
 			log_error("cannot isolate: %s (--fail-closed: not "
 			    "starting COMMAND)", err);
@@ -513,12 +518,17 @@ session_run(struct config *cfg, const char *self)
 	event_set_log_callback(on_libevent_log);
 	child_signals_install();
 	child_raise_nofile();
+	s.probe.pid = -1;
 	if ((s.state = state_create()) == NULL) {
 		log_error("cannot create a state directory in %s: %s",
 		    getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp",
 		    strerror(errno));
 		return 125;
 	}
+	/* Whether namespaces can be made is asked now, of a child that
+	 * works on the other CPU while the proxy starts. */
+	if (cfg->isolate)
+		isolate_probe_start(&s.probe);
 	if ((s.base = event_base_new()) == NULL) {
 		log_error("cannot create the event loop");
 		goto out;
@@ -562,6 +572,8 @@ session_run(struct config *cfg, const char *self)
 	}
 	r = run_child(&s);
 out:
+	if (s.probe.pid > 0)	/* stopped before it was needed */
+		(void)isolate_probe_finish(&s.probe, err, sizeof err);
 	via_free(s.via);
 	control_stop(s.ctl);
 	server_stop(s.srv);
