@@ -125,16 +125,18 @@ def session(tc, args, **kw):
     return s
 
 
-def read_audit(path, timeout=5.0, want=None):
+def read_audit(path, timeout=5.0, want=None, writing=False):
     """The audit file as a list of parsed objects (every line must be one
-    JSON object). With want (a predicate over the list), wait for it."""
+    JSON object). With want (a predicate over the list), wait for it.
+    writing: the proxy may be between two writes (it flushes 64 KiB at a
+    time), so a last line without its newline is left for the next read."""
     def load():
         try:
             with open(path) as f:
                 text = f.read()
         except FileNotFoundError:
             return []
-        lines = text.splitlines()
+        lines = text.split("\n")[:-1] if writing else text.splitlines()
         out = []
         for ln in lines:
             obj = json.loads(ln)   # raises on anything but JSON

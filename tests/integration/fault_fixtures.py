@@ -22,7 +22,6 @@ builtin_fixtures.py (extend here, not there).
 Binds 127.0.0.1 only; everything started is stopped by the test's cleanup.
 """
 
-import json
 import os
 import socket
 import struct
@@ -105,28 +104,8 @@ def session_env(extra=None):
 # ------------------------------------------------------------ audit
 
 def read_audit(path, timeout=5.0, want=None):
-    """builtin_fixtures.read_audit(), but a last line without its newline
-    is still being written (the proxy flushes 64 KiB at a time, and a
-    reader can come between two writes): it is left for the next read.
-    Every complete line must be one JSON object."""
-    def load():
-        try:
-            with open(path) as f:
-                text = f.read()
-        except FileNotFoundError:
-            return []
-        out = []
-        for ln in text.split("\n")[:-1]:
-            obj = json.loads(ln)    # raises on anything but JSON
-            if not isinstance(obj, dict):
-                raise AssertionError("audit line is not an object: %r"
-                                     % ln)
-            out.append(obj)
-        return out
-    if want is None:
-        return load()
-    h.wait_for(lambda: want(load()), timeout, "audit events")
-    return load()
+    """builtin_fixtures.read_audit() of a proxy still writing."""
+    return bf.read_audit(path, timeout, want, writing=True)
 
 
 # ------------------------------------------------------------ sessions

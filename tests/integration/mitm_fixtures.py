@@ -298,10 +298,12 @@ class MitmCase(h.EgressTestCase):
 
 # ------------------------------------------------------------ raw TLS
 
-def proxy_connect(proxy_port, host, port, timeout=10.0):
-    """A socket to the proxy after CONNECT host:port succeeded; raises
-    with the proxy's answer otherwise."""
-    s = socket.create_connection(("127.0.0.1", proxy_port), timeout=timeout)
+def proxy_connect(proxy_port, host, port, timeout=10.0, source=None):
+    """A socket to the proxy (from address source, if given) after CONNECT
+    host:port succeeded; raises with the proxy's answer otherwise."""
+    s = socket.create_connection(("127.0.0.1", proxy_port), timeout=timeout,
+                                 source_address=(source, 0) if source
+                                 else None)
     s.sendall(b"CONNECT %s:%d HTTP/1.1\r\nHost: %s:%d\r\n\r\n"
               % (host.encode(), port, host.encode(), port))
     buf = b""

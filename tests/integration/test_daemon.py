@@ -135,22 +135,8 @@ def fetch(proxy_port, src, url, headers=(), timeout=10.0, creds=None):
 
 def tunnel(proxy_port, src, authority, timeout=10.0):
     """A CONNECT tunnel from src, established (the 200 read)."""
-    s = socket.socket()
-    s.settimeout(timeout)
-    s.bind((src, 0))
-    s.connect(("127.0.0.1", proxy_port))
-    s.sendall(b"CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n"
-              % (authority.encode(), authority.encode()))
-    buf = b""
-    while b"\r\n\r\n" not in buf:
-        got = s.recv(4096)
-        if not got:
-            break
-        buf += got
-    if not buf.startswith(b"HTTP/1.1 200"):
-        s.close()
-        raise AssertionError("CONNECT %s from %s: %r" % (authority, src, buf))
-    return s
+    host, port = authority.rsplit(":", 1)
+    return mf.proxy_connect(proxy_port, host, int(port), timeout, source=src)
 
 
 def http_in_tunnel(s, host, path="/hello.txt"):
@@ -780,12 +766,15 @@ class Via(DaemonCase):
     def test_refused_registration_is_an_error(self):
         d = Daemon(self)
         d.register(self, {"id": "x", "source": "127.0.0.1"})
-        # The daemon refuses nothing here by policy, but a bad pattern
-        # reaches it unparsed by the client only if the client let it
-        # through; the run must stop at its own check first.
+        # A policy the daemon refuses (400) is a mistake no fall-back to
+        # the built-in proxy would mend: 125, the daemon's reason, and
+        # nothing registered.
         r = self.egress(["--via", d.sock, "--allow", "*.*.bad["], ["true"],
                         timeout=30)
         self.assertEqual(r.rc, 125, r)
+        self.assertIn("refused the registration (400)", r.stderr)
+        self.assertIn("'*.*.bad['", r.stderr)
+        self.assertNotIn("falling back", r.stderr)
         self.assertEqual(len(d.api("GET", "/v1/sandboxes")[1]["sandboxes"]),
                          1)
 
