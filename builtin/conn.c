@@ -51,7 +51,7 @@ static const char *
 status_text(int status)
 {
 	switch (status) {
-	case 200: return "Connection established";
+	case 200: return "OK";
 	case 400: return "Bad Request";
 	case 403: return "Forbidden";
 	case 404: return "Not Found";
@@ -405,8 +405,8 @@ conn_reply(struct conn *c, int status, const char *headers, const void *body,
 	http_fwd_origin_free(c->origin);
 	c->origin = NULL;
 	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n%sContent-Length: %zu\r\n"
-	    "Connection: close\r\n\r\n", status, status == 200 ? "OK" :
-	    status_text(status), headers, len);
+	    "Connection: close\r\n\r\n", status, status_text(status), headers,
+	    len);
 	if (!c->req.head)
 		evbuffer_add(out, body, len);
 	c->req.bytes_down += evbuffer_get_length(out);
