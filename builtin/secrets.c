@@ -626,6 +626,25 @@ env_rewrite(struct secrets *s, char *const *env)
 	}
 }
 
+void
+secrets_take_placeholders(struct secrets *s, const char *const *names,
+    const char *const *phs, size_t n, char *const *env)
+{
+	for (size_t i = 0; i < s->n; i++)
+		for (size_t k = 0; k < n; k++) {
+			struct binding *b = &s->b[i];
+
+			if (strcmp(b->name, names[k]) != 0 || *phs[k] == '\0')
+				continue;
+			freezero(b->ph, b->phlen);
+			b->ph = xstrdup(phs[k]);
+			b->phlen = strlen(b->ph);
+			break;
+		}
+	strlist_clear(&s->extra);
+	env_rewrite(s, env);
+}
+
 struct secrets *
 secrets_new(char *const *specs, size_t n, char *const *env, char *err,
     size_t errlen)

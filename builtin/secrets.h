@@ -72,6 +72,14 @@ const char	*secrets_placeholder(const struct secrets *, size_t);
  */
 void		 secrets_child_env(const struct secrets *, struct strlist *);
 
+/*
+ * Placeholders made elsewhere (a daemon's, for --via): binding KEY names[k]
+ * takes phs[k], and the other variables of env are swapped anew with them.
+ */
+void		 secrets_take_placeholders(struct secrets *,
+		    const char *const *names, const char *const *phs,
+		    size_t n, char *const *env);
+
 /* Does binding i apply to dest (its host: exact, or *.domain covering the
  * apex and below; any port)? */
 bool		 secrets_applies(const struct secrets *, size_t,

@@ -266,10 +266,14 @@ build_env(struct session *s, const char *self)
 		o.scrub = upstream_secrets(s->upstream);
 	/* Placeholders whichever proxy runs: with none able to inject, the
 	 * agent's requests fail to authenticate rather than hold a key. */
-	if (s->via != NULL)	/* the daemon's placeholders */
-		via_child_env(s->via, environ, &placeholders);
-	else
-		secrets_child_env(s->secrets, &placeholders);
+	if (s->via != NULL) {	/* COMMAND holds the daemon's placeholders */
+		const char *const	*names, *const *phs;
+		size_t			 n;
+
+		via_placeholders(s->via, &names, &phs, &n);
+		secrets_take_placeholders(s->secrets, names, phs, n, environ);
+	}
+	secrets_child_env(s->secrets, &placeholders);
 	if (s->srv != NULL) {
 		char err[256];
 

@@ -36,8 +36,7 @@ struct via {
 	unsigned	 port;
 	char		*ca_file;
 	struct strlist	 names;		/* secret KEY ... */
-	struct strlist	 values;	/* ... its value (wiped at free) */
-	struct strlist	 placeholders;	/* ... its placeholder */
+	struct strlist	 placeholders;	/* ... the daemon's placeholder */
 	char		*json;		/* the registration, until sent */
 };
 
@@ -184,19 +183,12 @@ registration(struct via *v, const struct config *cfg, char *const *env)
 		size_t eq = strcspn(s, "="), colon = strcspn(s, ":");
 		const char *val;
 
-		if (eq < colon) {	/* KEY=value:host */
-			const char *c = strrchr(s, ':');
-
+		if (eq < colon) {	/* KEY=value:host: the value is in it */
 			strlist_add_owned(&v->names, xstrndup(s, eq));
-			strlist_add_owned(&v->values, xstrndup(s + eq + 1,
-			    c != NULL && c > s + eq ? (size_t)(c - s - eq - 1) :
-			    0));
 			continue;
 		}
 		strlist_add_owned(&v->names, xstrndup(s, colon));
-		val = env_get(env, s, colon);
-		strlist_add(&v->values, val != NULL ? val : "");
-		if (val != NULL) {
+		if ((val = env_get(env, s, colon)) != NULL) {
 			char *k = xstrndup(s, colon);
 
 			cJSON_AddStringToObject(envo, k, val);
@@ -361,47 +353,12 @@ via_ca_file(const struct via *v)
 }
 
 void
-via_child_env(const struct via *v, char *const *env, struct strlist *out)
+via_placeholders(const struct via *v, const char *const **names,
+    const char *const **phs, size_t *n)
 {
-	for (size_t i = 0; i < v->names.n; i++)
-		strlist_add_owned(out, xprintf("%s=%s", v->names.v[i],
-		    v->placeholders.v[i]));
-	/* Other variables holding a value get its placeholder too. */
-	for (size_t k = 0; env != NULL && env[k] != NULL; k++) {
-		const char	*eq = strchr(env[k], '=');
-		char		*val;
-		bool		 hit = false;
-
-		if (eq == NULL)
-			continue;
-		val = xstrdup(eq + 1);
-		for (size_t i = 0; i < v->names.n; i++) {
-			const char	*s = v->values.v[i];
-			size_t		 n = strlen(s);
-			char		*p, *nv;
-
-			if (n == 0 || (n < 8 && strcmp(val, s) != 0))
-				continue;
-			while ((p = strstr(val, s)) != NULL) {
-				nv = xprintf("%.*s%s%s", (int)(p - val), val,
-				    v->placeholders.v[i], p + n);
-				OPENSSL_cleanse(val, strlen(val));
-				free(val);
-				val = nv;
-				hit = true;
-			}
-		}
-		for (size_t i = 0; hit && i < v->names.n; i++)
-			if (strlen(v->names.v[i]) == (size_t)(eq - env[k]) &&
-			    strncmp(env[k], v->names.v[i], (size_t)(eq - env[k]))
-			    == 0)
-				hit = false;	/* KEY itself: above */
-		if (hit)
-			strlist_add_owned(out, xprintf("%.*s=%s",
-			    (int)(eq - env[k]), env[k], val));
-		OPENSSL_cleanse(val, strlen(val));
-		free(val);
-	}
+	*names = (const char *const *)v->names.v;
+	*phs = (const char *const *)v->placeholders.v;
+	*n = v->placeholders.n;
 }
 
 int
@@ -448,9 +405,6 @@ via_free(struct via *v)
 		free(target);
 		free(body);
 	}
-	for (size_t i = 0; i < v->values.n; i++)
-		OPENSSL_cleanse(v->values.v[i], strlen(v->values.v[i]));
-	strlist_clear(&v->values);
 	strlist_clear(&v->names);
 	strlist_clear(&v->placeholders);
 	freezero_str(v->json);

@@ -34,10 +34,10 @@ const char	*via_host(const struct via *);
 unsigned	 via_port(const struct via *);
 const char	*via_userinfo(const struct via *);	/* ID:TOKEN */
 const char	*via_ca_file(const struct via *);	/* or NULL */
-/* COMMAND's overrides: KEY=<placeholder> for each secret, and any other
- * variable of env that held a secret's value, with the placeholder. */
-void		 via_child_env(const struct via *, char *const *env,
-		    struct strlist *);
+/* The daemon's placeholder of each secret KEY (for
+ * secrets_take_placeholders): n of each. */
+void		 via_placeholders(const struct via *, const char *const **names,
+		    const char *const **phs, size_t *n);
 /* Push the lease on (0, or -1 with a warning logged). */
 int		 via_renew(struct via *);
 /* Delete the registration and free; NULL is a no-op. */

@@ -715,17 +715,24 @@ class Via(DaemonCase):
         key = mf.new_secret()
         o = bf.PyOrigin(self)
         out = self.tmp.join("echo")
-        script = (h.SH_VIA_PROXY + "echo \"$TOK\" > %s.env; "
-                  "curl -sS --fail --max-time 10 http://api.test:%d/echo "
-                  "> %s" % (out, o.port, out))
+        # COMMAND's TOK, and COPY that held the value too, are the
+        # daemon's placeholder: sent in other headers, the daemon turns
+        # them into the key (a placeholder of our own it would not know).
+        script = (h.SH_VIA_PROXY + "echo \"$TOK $COPY\" > %s.env; "
+                  "curl -sS --fail --max-time 10 -H \"X-Tok: $TOK\" "
+                  "-H \"X-Copy: $COPY\" http://api.test:%d/echo > %s"
+                  % (out, o.port, out))
         r = self.egress(["--via", d.sock, "--allow", "api.test",
                          "--resolve", "api.test:%d:127.0.0.1" % o.port,
                          "--secret", "TOK:api.test"], ["sh", "-c", script],
-                        env=dict(h.clean_env(), TOK=key), timeout=60)
+                        env=dict(h.clean_env(), TOK=key, COPY="k=" + key),
+                        timeout=60)
         self.assertEqual(r.rc, 0, r)
         got = dict(json.loads(self.tmp.read("echo"))["headers"])
         self.assertEqual(got.get("Authorization"), "Bearer " + key)
-        self.assertNotEqual(self.tmp.read("echo.env").strip(), key)
+        self.assertEqual(got.get("X-Tok"), key)
+        self.assertEqual(got.get("X-Copy"), "k=" + key)
+        self.assertNotIn(key, self.tmp.read("echo.env"))
         self.assertEqual(mf.leaks(key, texts={"stdout": r.stdout,
                                               "stderr": r.stderr,
                                               "log": d.proc.log_text()},

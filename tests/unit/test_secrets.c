@@ -401,6 +401,42 @@ child_env_swaps_values_held_by_other_variables(void)
 	secrets_free(s);
 }
 
+/* --via: the daemon's placeholders replace ours, in KEY and in every
+ * other variable that held the value. */
+static void
+placeholders_taken_from_elsewhere(void)
+{
+	static const char *const names[] = { "ANTHROPIC_API_KEY", "NOPE" };
+	static const char *const phs[] = {
+	    "EGRESSRUNdaemonPlaceholder0123456789abcdefghijklmnopqrstu",
+	    "EGRESSRUNnobody" };
+	struct secrets	*s;
+	struct strlist	 env;
+	char		 err[256];
+	bool		 key = false, copy = false;
+
+	s = mk("ANTHROPIC_API_KEY:api.anthropic.com", NULL, NULL, err,
+	    sizeof err);
+	CHECK(s != NULL, "%s", err);
+	if (s == NULL)
+		return;
+	secrets_take_placeholders(s, names, phs, 2, test_env);
+	CHECK_STR(secrets_placeholder(s, 0), phs[0]);
+	memset(&env, 0, sizeof env);
+	secrets_child_env(s, &env);
+	for (size_t i = 0; i < env.n; i++) {
+		CHECK(strstr(env.v[i], LONGKEY) == NULL, "%s", env.v[i]);
+		key |= strcmp(env.v[i], "ANTHROPIC_API_KEY=EGRESSRUNdaemon"
+		    "Placeholder0123456789abcdefghijklmnopqrstu") == 0;
+		copy |= strcmp(env.v[i], "OTHER_COPY=EGRESSRUNdaemon"
+		    "Placeholder0123456789abcdefghijklmnopqrstu") == 0;
+	}
+	CHECK(key, "KEY does not hold the daemon's placeholder");
+	CHECK(copy, "OTHER_COPY not swapped with the daemon's placeholder");
+	strlist_clear(&env);
+	secrets_free(s);
+}
+
 static const struct {
 	const char	*host;		/* the binding's */
 	const char	*dest;		/* an authority */
@@ -923,5 +959,6 @@ main(void)
 	RUN(substitution_counts_delta_and_length_class);
 	RUN(long_bodies_with_many_placeholders);
 	RUN(wipe_zeroes_the_values);
+	RUN(placeholders_taken_from_elsewhere);
 	return test_done("secrets");
 }
