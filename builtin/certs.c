@@ -772,12 +772,6 @@ certs_new(const char *ca_cert_file, const char *ca_key_file, char *err,
 		}
 		X509_free(probe);
 	}
-	if ((c->server = server_ctx()) == NULL) {
-		snprintf(err, errlen, "cannot create the TLS server context: "
-		    "%s", certs_tls_errors(tls, sizeof tls));
-		goto fail;
-	}
-	SSL_CTX_set_alpn_select_cb(c->server, alpn_select, NULL);
 	if (RAND_bytes((unsigned char *)&c->seed, sizeof c->seed) != 1)
 		c->seed = (uint32_t)time(NULL);
 	return c;
@@ -992,6 +986,13 @@ certs_cache_count(const struct certs *c)
 SSL_CTX *
 certs_server_ctx(struct certs *c)
 {
+	/* Made when the first client is intercepted: half a millisecond
+	 * of OpenSSL's first use that need not delay COMMAND's start. */
+	if (c->server == NULL) {
+		if ((c->server = server_ctx()) == NULL)
+			return NULL;
+		SSL_CTX_set_alpn_select_cb(c->server, alpn_select, NULL);
+	}
 	if (SSL_CTX_up_ref(c->server) != 1)
 		return NULL;
 	return c->server;

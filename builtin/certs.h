@@ -50,8 +50,9 @@ size_t		 certs_cache_count(const struct certs *);
 /*
  * The server context for every intercepted client: TLS 1.2 minimum, ALPN
  * http/1.1 only (never h2), no client certificates, no session resumption.
- * The same context on every call, as a new reference the caller releases
- * with SSL_CTX_free (SSL objects hold their own, so they may outlive it).
+ * Made on the first call, then the same context on every call, as a new
+ * reference the caller releases with SSL_CTX_free (SSL objects hold their
+ * own, so they may outlive it). NULL if it cannot be made.
  */
 SSL_CTX		*certs_server_ctx(struct certs *);
 /* Put host's leaf and key on a server SSL before its handshake. 0 or -1. */

@@ -65,10 +65,6 @@ mitm_new(const struct config *cfg, bool needed, bool client,
 			goto fail;
 		if (certs_write_ca(m->certs, ca_path, err, errlen) != 0)
 			goto fail;
-		if ((m->server_ctx = certs_server_ctx(m->certs)) == NULL) {
-			snprintf(err, errlen, "cannot set up TLS interception");
-			goto fail;
-		}
 	}
 	/* Origin legs: interception, and gateways to https:// URLs. The
 	 * --upstream-ca file is checked now; the context is made when the
@@ -125,10 +121,12 @@ mitm_start(struct conn *c, const void *hello, size_t len)
 {
 	struct mitm		*m = c->srv->mitm;
 	struct bufferevent	*filter;
-	SSL			*ssl;
+	SSL			*ssl = NULL;
 
 	evbuffer_add(bufferevent_get_output(c->client), hello, len);
-	if ((ssl = SSL_new(m->server_ctx)) == NULL ||
+	if (m->server_ctx == NULL)	/* the first client intercepted */
+		m->server_ctx = certs_server_ctx(m->certs);
+	if (m->server_ctx == NULL || (ssl = SSL_new(m->server_ctx)) == NULL ||
 	    certs_ssl_set_leaf(m->certs, ssl, c->req.dest.host) != 0) {
 		char e[256];
 		certs_tls_errors(e, sizeof e);
