@@ -353,10 +353,10 @@ add_cert_bag(struct buf *out, const unsigned char *der, size_t len,
  * CERTIFICATE, X509 CERTIFICATE or TRUSTED CERTIFICATE block (the
  * certificate is its leading SEQUENCE; a trusted one has OpenSSL's
  * settings after it), other blocks skipped. With strict, a certificate is
- * decoded (a few extra files: cheap), else only its DER and its shape are
- * checked (the ~150 roots: decoding them costs OpenSSL 3 ~30 ms). A certificate that
- * fails is left out and counted in *bad. Aliases are prefix-N, N counting
- * on from *next. Returns how many were added.
+ * decoded (a few extra files), else only its DER and its shape are checked
+ * (the ~150 roots: decoding them costs OpenSSL 3 ~30 ms). A certificate
+ * that fails is left out and counted in *bad. Aliases are prefix-N, N
+ * counting on from *next. Returns how many were added.
  */
 static int
 add_pem_bags(struct buf *out, BIO *in, const char *prefix, int *next,
@@ -1154,7 +1154,8 @@ out:
 
 int
 trust_build(const char *dir, const char *roots, const char *const *extra,
-    size_t nextra, struct trust_files *tf, char *err, size_t errlen)
+    size_t nextra, size_t nours, struct trust_files *tf, char *err,
+    size_t errlen)
 {
 	struct buf	*texts = xcalloc(nextra, sizeof *texts), bags = { 0 };
 	struct roots	 rf = { .fd = -1 };
@@ -1174,8 +1175,8 @@ trust_build(const char *dir, const char *roots, const char *const *extra,
 		}
 		if (texts[i].len > 0 && (mem = BIO_new_mem_buf(texts[i].p,
 		    (int)texts[i].len)) != NULL) {
-			n = add_pem_bags(&bags, mem, "egress-run", &next, true,
-			    &bad);
+			n = add_pem_bags(&bags, mem, "egress-run", &next,
+			    i >= nours, &bad);
 			BIO_free(mem);
 		}
 		/* One that cannot be read would break the bundle for

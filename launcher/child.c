@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -16,6 +17,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/xmalloc.h"
 #include "launcher/child.h"
 
 static volatile sig_atomic_t child_pid;
@@ -110,12 +112,61 @@ child_exit_code(int status)
 /* Why the child did not become COMMAND: which stage, and errno. */
 enum { FAIL_PREP = 1, FAIL_EXEC = 2 };
 
-/* In the forked child: undo what egress-run changed, then exec. */
+/* The most environment an early child takes (execve's own bound is
+ * smaller). */
+#define CHILD_ENV_MAX	(64u << 20)
+
+/* All of len bytes from fd, or -1. */
+static int
+read_full(int fd, void *buf, size_t len)
+{
+	for (size_t off = 0; off < len; ) {
+		ssize_t r = read(fd, (char *)buf + off, len - off);
+
+		if (r == -1 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return -1;
+		off += (size_t)r;
+	}
+	return 0;
+}
+
+/*
+ * In an early child: the environment, as the parent sends it (its length,
+ * then each variable NUL-terminated). NULL when the parent gave up.
+ */
+static char **
+receive_env(int fd)
+{
+	size_t	 len, n = 0;
+	char	*buf, **envp, *p;
+
+	if (read_full(fd, &len, sizeof len) != 0 || len == 0 ||
+	    len > CHILD_ENV_MAX || (buf = malloc(len)) == NULL ||
+	    read_full(fd, buf, len) != 0 || buf[len - 1] != '\0')
+		return NULL;
+	close(fd);
+	for (size_t i = 0; i < len; i++)
+		n += buf[i] == '\0';
+	if ((envp = calloc(n + 1, sizeof *envp)) == NULL)
+		return NULL;
+	p = buf;
+	for (size_t i = 0; i < n; i++, p += strlen(p) + 1)
+		envp[i] = p;
+	return envp;
+}
+
+/*
+ * In the forked child: undo what egress-run changed, run prep, wait for
+ * the environment if it comes later (gofd), then exec.
+ */
 static void __attribute__((noreturn))
 exec_child(char *const argv[], char *const envp[], child_prep_fn *prep,
-    void *arg, int errfd)
+    void *arg, int errfd, int gofd)
 {
 	sigset_t	all;
+	char		**late = NULL;
 	int		msg[2];
 
 	for (size_t i = 0; i < sizeof forwarded / sizeof forwarded[0]; i++)
@@ -135,28 +186,28 @@ exec_child(char *const argv[], char *const envp[], child_prep_fn *prep,
 		(void)!write(errfd, msg, sizeof msg);
 		_exit(125);
 	}
-	execvpe(argv[0], argv, envp);
+	if (gofd != -1 && (late = receive_env(gofd)) == NULL)
+		_exit(125);	/* given up: egress-run says why */
+	execvpe(argv[0], argv, late != NULL ? late : envp);
 	msg[0] = FAIL_EXEC;
 	msg[1] = errno;
 	(void)!write(errfd, msg, sizeof msg);
 	_exit(msg[1] == ENOENT ? 127 : 126);
 }
 
-int
-child_spawn(char *const argv[], char *const envp[], child_prep_fn *prep,
-    void *arg, pid_t *out)
+/*
+ * Fork, holding the forwarded signals until child_pid is set (with
+ * forward; an early child is not signalled until it is released). The
+ * child never returns. 0, or -1 with errno.
+ */
+static int
+fork_child(char *const argv[], char *const envp[], child_prep_fn *prep,
+    void *arg, int p[2], int gofd, bool forward, pid_t *pidp)
 {
 	sigset_t	block, old;
-	int		p[2], err = 0, msg[2];
-	ssize_t		n;
 	pid_t		pid;
+	int		err;
 
-	if (pipe2(p, O_CLOEXEC) == -1) {
-		log_error("cannot start '%s': pipe: %s", argv[0],
-		    strerror(errno));
-		return 126;
-	}
-	/* No forwarding until child_pid is known: signals wait here. */
 	sigemptyset(&block);
 	for (size_t i = 0; i < sizeof forwarded / sizeof forwarded[0]; i++)
 		sigaddset(&block, forwarded[i]);
@@ -164,42 +215,151 @@ child_spawn(char *const argv[], char *const envp[], child_prep_fn *prep,
 	if ((pid = fork()) == -1) {
 		err = errno;
 		sigprocmask(SIG_SETMASK, &old, NULL);
-		close(p[0]);
-		close(p[1]);
-		log_error("cannot start '%s': fork: %s", argv[0], strerror(err));
-		return 126;
+		errno = err;
+		return -1;
 	}
 	if (pid == 0) {
 		close(p[0]);
-		exec_child(argv, envp, prep, arg, p[1]);
+		exec_child(argv, envp, prep, arg, p[1], gofd);
 	}
-	child_pid = pid;
+	*pidp = pid;
+	if (forward)
+		child_pid = pid;
 	sigprocmask(SIG_SETMASK, &old, NULL);
 	close(p[1]);
-	do
-		n = read(p[0], msg, sizeof msg);
-	while (n == -1 && errno == EINTR);
-	close(p[0]);
-	if (n == (ssize_t)sizeof msg) {
-		int status;
+	return 0;
+}
 
-		while (waitpid(pid, &status, 0) == -1 && errno == EINTR)
-			;
-		child_pid = 0;
-		err = msg[1];
-		if (msg[0] == FAIL_PREP) {
-			log_error("cannot prepare '%s' (isolation): %s", argv[0],
-			    strerror(err));
-			return 125;
-		}
-		if (err == ENOENT) {
-			log_error("cannot run '%s': command not found",
-			    argv[0]);
-			return 127;
-		}
-		log_error("cannot run '%s': %s", argv[0], strerror(err));
+/* The child's word on its exec: 0 (it runs COMMAND) or an exit status. */
+static int
+await_exec(const char *cmd, pid_t pid, int fd)
+{
+	int	msg[2], status, err;
+	ssize_t	n;
+
+	do
+		n = read(fd, msg, sizeof msg);
+	while (n == -1 && errno == EINTR);
+	close(fd);
+	if (n != (ssize_t)sizeof msg)
+		return 0;
+	while (waitpid(pid, &status, 0) == -1 && errno == EINTR)
+		;
+	child_pid = 0;
+	err = msg[1];
+	if (msg[0] == FAIL_PREP) {
+		log_error("cannot prepare '%s' (isolation): %s", cmd,
+		    strerror(err));
+		return 125;
+	}
+	if (err == ENOENT) {
+		log_error("cannot run '%s': command not found", cmd);
+		return 127;
+	}
+	log_error("cannot run '%s': %s", cmd, strerror(err));
+	return 126;
+}
+
+int
+child_spawn(char *const argv[], char *const envp[], pid_t *out)
+{
+	pid_t	pid;
+	int	p[2], r;
+
+	if (pipe2(p, O_CLOEXEC) == -1) {
+		log_error("cannot start '%s': pipe: %s", argv[0],
+		    strerror(errno));
 		return 126;
 	}
+	if (fork_child(argv, envp, NULL, NULL, p, -1, true, &pid) == -1) {
+		log_error("cannot start '%s': fork: %s", argv[0],
+		    strerror(errno));
+		close(p[0]);
+		close(p[1]);
+		return 126;
+	}
+	if ((r = await_exec(argv[0], pid, p[0])) != 0)
+		return r;
 	*out = pid;
 	return 0;
+}
+
+int
+child_fork_early(struct child_early *e, char *const argv[],
+    child_prep_fn *prep, void *arg)
+{
+	int	p[2], go[2];
+
+	e->pid = -1;
+	e->go = e->status = -1;
+	e->argv = argv;
+	if (pipe2(p, O_CLOEXEC) == -1)
+		return -1;
+	if (pipe2(go, O_CLOEXEC) == -1) {
+		close(p[0]);
+		close(p[1]);
+		return -1;
+	}
+	if (fork_child(argv, NULL, prep, arg, p, go[0], false,
+	    &e->pid) == -1) {
+		int err = errno;
+
+		close(p[0]);
+		close(p[1]);
+		close(go[0]);
+		close(go[1]);
+		errno = err;
+		return -1;
+	}
+	close(go[0]);
+	e->go = go[1];
+	e->status = p[0];
+	return 0;
+}
+
+int
+child_release(struct child_early *e, char *const envp[], pid_t *out)
+{
+	size_t	 len = 0, off = 0;
+	char	*blob, *p;
+	ssize_t	 n;
+	pid_t	 pid = e->pid;
+	int	 r;
+
+	for (size_t i = 0; envp[i] != NULL; i++)
+		len += strlen(envp[i]) + 1;
+	blob = xreallocarray(NULL, sizeof len + len + 1, 1);
+	memcpy(blob, &len, sizeof len);
+	p = blob + sizeof len;
+	for (size_t i = 0; envp[i] != NULL; i++)
+		p = stpcpy(p, envp[i]) + 1;
+	len += sizeof len;
+	child_pid = pid;	/* from now on, signals are COMMAND's */
+	/* A child that failed first says why on its own pipe. */
+	while (off < len && ((n = write(e->go, blob + off, len - off)) > 0 ||
+	    (n == -1 && errno == EINTR)))
+		off += n > 0 ? (size_t)n : 0;
+	free(blob);
+	close(e->go);
+	r = await_exec(e->argv[0], pid, e->status);
+	e->pid = -1;
+	e->go = e->status = -1;
+	if (r != 0)
+		return r;
+	*out = pid;
+	return 0;
+}
+
+void
+child_abandon(struct child_early *e)
+{
+	if (e->pid <= 0)
+		return;
+	close(e->go);
+	close(e->status);
+	(void)kill(e->pid, SIGKILL);
+	while (waitpid(e->pid, NULL, 0) == -1 && errno == EINTR)
+		;
+	e->pid = -1;
+	e->go = e->status = -1;
 }

@@ -19,17 +19,39 @@ void	child_raise_nofile(void);
 /* A signal that arrived while no child ran (0 if none): the run stops. */
 int	child_signal_pending(void);
 
-/* Work done in the forked child just before exec (entering namespaces):
- * 0, or an errno that stops the run. */
+/*
+ * Spawn argv with envp. On success store the pid and return 0; otherwise
+ * report why on stderr and return 126 (cannot execute) or 127 (not found).
+ */
+int	child_spawn(char *const argv[], char *const envp[], pid_t *);
+
+/* Work done in a forked child before exec (entering namespaces): 0, or an
+ * errno that stops the run. */
 typedef int	child_prep_fn(void *);
 
 /*
- * Spawn argv with envp, running prep(arg) in the child first when given.
- * On success store the pid and return 0; otherwise report why on stderr
- * and return 125 (prep failed), 126 (cannot execute) or 127 (not found).
+ * A child forked ahead of COMMAND's start, so that slow preparation
+ * (--isolate's namespaces) overlaps egress-run's own: it runs prep(arg) at
+ * once, then waits for its environment.
  */
-int	child_spawn(char *const argv[], char *const envp[], child_prep_fn *,
-	    void *, pid_t *);
+struct child_early {
+	pid_t		 pid;		/* -1: none */
+	int		 go;		/* the environment goes here */
+	int		 status;	/* exec's outcome comes back here */
+	char *const	*argv;
+};
+
+/* Fork it (its signals are reset, as for child_spawn). 0, or -1 with
+ * errno. argv must live until it is released. */
+int	child_fork_early(struct child_early *, char *const argv[],
+	    child_prep_fn *, void *);
+
+/* Let it exec with envp: what child_spawn returns, and 125 if prep
+ * failed. */
+int	child_release(struct child_early *, char *const envp[], pid_t *);
+
+/* Kill and reap it, if there is one (a run that stops before COMMAND). */
+void	child_abandon(struct child_early *);
 
 /* Forget the child once reaped: later signals are no longer forwarded. */
 void	child_reaped(void);

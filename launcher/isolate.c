@@ -24,7 +24,6 @@
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <poll.h>
 #include <stdint.h>
 #include <unistd.h>
@@ -82,27 +81,33 @@ enter(void)
 	char	map[64];
 	uid_t	uid = geteuid();
 	gid_t	gid = getegid();
+	int	e;
 
 	/*
 	 * egress-run is not dumpable (its memory holds secrets), and a
 	 * non-dumpable process's /proc/self files belong to root: it could
-	 * not write its own maps. This child is about to exec COMMAND,
-	 * which is dumpable again anyway.
+	 * not write its own maps. It is, for as long as that takes.
 	 */
-	(void)prctl(PR_SET_DUMPABLE, 1);
 	if (unshare(CLONE_NEWUSER | CLONE_NEWNET | CLONE_NEWNS) == -1)
 		return errno;
+	(void)prctl(PR_SET_DUMPABLE, 1);
 	snprintf(map, sizeof map, "%u %u 1\n", (unsigned)uid, (unsigned)uid);
 	if (write_file("/proc/self/uid_map", map) == -1)
-		return errno;
+		goto fail;
 	/* An unprivileged gid map needs setgroups denied first. */
 	if (write_file("/proc/self/setgroups", "deny") == -1 &&
 	    errno != ENOENT)
-		return errno;
+		goto fail;
 	snprintf(map, sizeof map, "%u %u 1\n", (unsigned)gid, (unsigned)gid);
 	if (write_file("/proc/self/gid_map", map) == -1)
-		return errno;
+		goto fail;
+	/* Until exec, this child holds a copy of egress-run's memory. */
+	(void)prctl(PR_SET_DUMPABLE, 0);
 	return 0;
+fail:
+	e = errno;
+	(void)prctl(PR_SET_DUMPABLE, 0);
+	return e;
 }
 
 static int
@@ -145,52 +150,21 @@ sysctl_value(const char *path)
 	return util_strtonum(buf, 0, INT64_MAX, &v) == 0 ? v : -1;
 }
 
-void
-isolate_probe_start(struct isolate_probe *pr)
-{
-	int	e, p[2];
-
-	pr->pid = -1;
-	pr->fd = -1;
-	pr->error = 0;
-	if (pipe2(p, O_CLOEXEC) == -1) {
-		pr->error = errno;
-		return;
-	}
-	if ((pr->pid = fork()) == -1) {
-		pr->error = errno;
-		close(p[0]);
-		close(p[1]);
-		return;
-	}
-	if (pr->pid == 0) {
-		close(p[0]);
-		if ((e = enter()) == 0)
-			e = loopback_up();
-		(void)!write(p[1], &e, sizeof e);
-		_exit(0);
-	}
-	close(p[1]);
-	pr->fd = p[0];
-}
-
 int
-isolate_probe_finish(struct isolate_probe *pr, char *err, size_t errlen)
+isolate_ready(struct isolate *iso, char *err, size_t errlen)
 {
-	int	status, e = 0;
+	ssize_t	n;
+	int	e = 0;
 
-	if (pr->pid <= 0) {
-		snprintf(err, errlen, "cannot ask whether namespaces can be "
-		    "made: %s", strerror(pr->error ? pr->error : ECHILD));
-		return -1;
+	if (iso->sock[1] != -1) {
+		close(iso->sock[1]);	/* EOF if the child dies first */
+		iso->sock[1] = -1;
 	}
-	if (read(pr->fd, &e, sizeof e) != (ssize_t)sizeof e)
+	do
+		n = recv(iso->sock[0], &e, sizeof e, 0);
+	while (n == -1 && errno == EINTR);
+	if (n != (ssize_t)sizeof e)
 		e = EIO;
-	close(pr->fd);
-	while (waitpid(pr->pid, &status, 0) == -1 && errno == EINTR)
-		;
-	pr->pid = -1;
-	pr->fd = -1;
 	if (e == 0)
 		return 0;
 	/* Say what to change, as precisely as the system lets us. */
@@ -220,16 +194,9 @@ isolate_probe_finish(struct isolate_probe *pr, char *err, size_t errlen)
 }
 
 int
-isolate_init(struct isolate *iso, const uint16_t *ports, size_t n)
+isolate_init(struct isolate *iso)
 {
-	memset(iso, 0, sizeof *iso);
 	iso->sock[0] = iso->sock[1] = -1;
-	if (n > ISOLATE_MAX_PORTS) {
-		errno = E2BIG;
-		return -1;
-	}
-	memcpy(iso->ports, ports, n * sizeof ports[0]);
-	iso->nports = n;
 	return socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0,
 	    iso->sock);
 }
@@ -259,22 +226,35 @@ listen_on(uint16_t port)
 }
 
 int
-isolate_enter(void *arg)
+isolate_prep(void *arg)
 {
 	struct isolate	*iso = arg;
+	uint16_t	 ports[ISOLATE_MAX_PORTS];
 	int		 fds[ISOLATE_MAX_PORTS], e;
 	char		 cbuf[CMSG_SPACE(sizeof fds)];
 	struct msghdr	 msg;
 	struct iovec	 iov;
 	struct cmsghdr	*cm;
 	char		 tag = 'L';
+	ssize_t		 n;
+	size_t		 nports;
 
 	close(iso->sock[0]);
-	if ((e = enter()) != 0 || (e = loopback_up()) != 0 ||
-	    (e = hide_resolvers()) != 0)
+	if ((e = enter()) == 0 && (e = loopback_up()) == 0)
+		e = hide_resolvers();
+	if (send(iso->sock[1], &e, sizeof e, 0) != (ssize_t)sizeof e)
+		return e != 0 ? e : errno;
+	if (e != 0)
 		return e;
-	for (size_t i = 0; i < iso->nports; i++)
-		if ((fds[i] = listen_on(iso->ports[i])) == -1)
+	/* The ports, once the proxy has one; nothing: egress-run gave up. */
+	do
+		n = recv(iso->sock[1], ports, sizeof ports, 0);
+	while (n == -1 && errno == EINTR);
+	if (n <= 0 || n % (ssize_t)sizeof ports[0] != 0)
+		return n == -1 ? errno : ECANCELED;
+	nports = (size_t)n / sizeof ports[0];
+	for (size_t i = 0; i < nports; i++)
+		if ((fds[i] = listen_on(ports[i])) == -1)
 			return errno;
 	memset(&msg, 0, sizeof msg);
 	memset(cbuf, 0, sizeof cbuf);
@@ -283,19 +263,30 @@ isolate_enter(void *arg)
 	msg.msg_iov = &iov;
 	msg.msg_iovlen = 1;
 	msg.msg_control = cbuf;
-	msg.msg_controllen = CMSG_SPACE(iso->nports * sizeof(int));
+	msg.msg_controllen = CMSG_SPACE(nports * sizeof(int));
 	cm = CMSG_FIRSTHDR(&msg);
 	cm->cmsg_level = SOL_SOCKET;
 	cm->cmsg_type = SCM_RIGHTS;
-	cm->cmsg_len = CMSG_LEN(iso->nports * sizeof(int));
-	memcpy(CMSG_DATA(cm), fds, iso->nports * sizeof(int));
+	cm->cmsg_len = CMSG_LEN(nports * sizeof(int));
+	memcpy(CMSG_DATA(cm), fds, nports * sizeof(int));
 	if (sendmsg(iso->sock[1], &msg, 0) == -1)
 		return errno;
 	/* The listeners are egress-run's now; COMMAND inherits none. */
-	for (size_t i = 0; i < iso->nports; i++)
+	for (size_t i = 0; i < nports; i++)
 		close(fds[i]);
 	close(iso->sock[1]);
 	return 0;
+}
+
+int
+isolate_send_ports(struct isolate *iso, const uint16_t *ports, size_t n)
+{
+	if (n == 0 || n > ISOLATE_MAX_PORTS) {
+		errno = EINVAL;
+		return -1;
+	}
+	return send(iso->sock[0], ports, n * sizeof ports[0], 0) ==
+	    (ssize_t)(n * sizeof ports[0]) ? 0 : -1;
 }
 
 int
@@ -309,10 +300,6 @@ isolate_receive(struct isolate *iso, int *fds, size_t n)
 	char		 tag;
 	ssize_t		 r;
 
-	if (iso->sock[1] != -1) {
-		close(iso->sock[1]);	/* EOF if the child dies first */
-		iso->sock[1] = -1;
-	}
 	pfd.fd = iso->sock[0];
 	pfd.events = POLLIN;
 	if (poll(&pfd, 1, 5000) != 1) {

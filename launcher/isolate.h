@@ -15,41 +15,35 @@
 
 #define ISOLATE_MAX_PORTS	32
 
-struct isolate {
-	uint16_t	ports[ISOLATE_MAX_PORTS];	/* to bind inside: [0] is
-							   the proxy's */
-	size_t		nports;
-	int		sock[2];			/* [0] parent, [1] child */
-};
-
-/* The question "can this process make the namespaces?", asked of a
- * child that runs while we go on starting up. */
-struct isolate_probe {
-	pid_t	pid;		/* -1: none (asked and answered, or never) */
-	int	fd;		/* the child's answer, an errno */
-	int	error;		/* fork or pipe failed: its errno */
-};
-
-/* Ask (fork a child that tries). Nothing to check: the answer says. */
-void	isolate_probe_start(struct isolate_probe *);
-
 /*
- * The answer (waiting for it): 0, or -1 with the cause and what to change
- * (a sysctl, the container's seccomp profile) in err. Reaps the child; a
- * second call, or one without a start, answers -1.
+ * The child is forked early (child_fork_early) with isolate_prep: it makes
+ * its namespaces while egress-run starts its proxy, says whether it could
+ * (isolate_ready), then binds the ports it is sent (isolate_send_ports)
+ * and hands the listeners back (isolate_receive).
  */
-int	isolate_probe_finish(struct isolate_probe *, char *, size_t);
+struct isolate {
+	int	sock[2];		/* [0] egress-run's, [1] the child's */
+};
 
-/* Prepare: the ports to bind inside, and the socketpair. 0 or -1. */
-int	isolate_init(struct isolate *, const uint16_t *, size_t);
+/* The socketpair, before the fork. 0 or -1 with errno. */
+int	isolate_init(struct isolate *);
 
-/* In the forked child, before exec (a child_prep_fn): enter the
- * namespaces, bring lo up, bind and send the listeners. 0 or an errno. */
-int	isolate_enter(void *);
+/* In the forked child (a child_prep_fn): 0 or an errno. */
+int	isolate_prep(void *);
 
 /*
- * In the parent, after the child started: receive one listening socket per
- * port, in order, into fds. 0, or -1 with errno (the child failed first).
+ * Could the child make its namespaces? 0, or -1 with the cause and what to
+ * change (a sysctl, the container's seccomp profile) in err.
+ */
+int	isolate_ready(struct isolate *, char *, size_t);
+
+/* Have the child bind 127.0.0.1:PORT for each of ports, the proxy's
+ * first. 0 or -1 with errno. */
+int	isolate_send_ports(struct isolate *, const uint16_t *, size_t);
+
+/*
+ * The listening sockets, one per port sent, in order, into fds. 0, or -1
+ * with errno (the child failed first).
  */
 int	isolate_receive(struct isolate *, int *fds, size_t);
 

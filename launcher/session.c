@@ -42,14 +42,14 @@ struct session {
 	struct server		*srv;
 	struct control		*ctl;		/* --control, or NULL */
 	struct via		*via;		/* --via: a daemon's sandbox */
-	struct isolate_probe	 probe;		/* --isolate: asked at start,
-						   answered when needed */
+	struct child_early	 early;		/* --isolate: COMMAND's child,
+						   making its namespaces */
 	struct secrets		*secrets;
 	struct upstream		*upstream;	/* corporate proxy, or NULL */
 	struct gateways		*gateways;
 	bool			 isolate;	/* --isolate, and possible */
-	bool			 failed;	/* egress-run stopped COMMAND */
 	struct isolate		 iso;
+	int			 early_errno;	/* no early child: why */
 	uint16_t		 fwd_inside[ISOLATE_MAX_PORTS];
 	uint16_t		 fwd_host[ISOLATE_MAX_PORTS];
 	size_t			 nfwd;
@@ -215,23 +215,29 @@ build_trust(struct session *s)
 {
 	const struct config	*cfg = s->cfg;
 	const char		*extra[4];
-	size_t			 n = 0;
+	size_t			 n = 0, ours;
 	char			 err[1024];
 
+	/* egress-run's own CAs first: written by us, they need no check. */
+	if (s->srv != NULL && server_ca_file(s->srv) != NULL &&
+	    s->cfg->ca_cert == NULL)
+		extra[n++] = server_ca_file(s->srv);
+	if (s->via != NULL && via_ca_file(s->via) != NULL)
+		extra[n++] = via_ca_file(s->via);
+	ours = n;
+	if (s->srv != NULL && server_ca_file(s->srv) != NULL &&
+	    s->cfg->ca_cert != NULL)
+		extra[n++] = server_ca_file(s->srv);
 	if (s->ext != NULL && cfg->external_ca != NULL) {
 		wait_for_file(cfg->external_ca, cfg->bind_timeout_ms);
 		extra[n++] = cfg->external_ca;
 	}
-	if (s->srv != NULL && server_ca_file(s->srv) != NULL)
-		extra[n++] = server_ca_file(s->srv);
-	if (s->via != NULL && via_ca_file(s->via) != NULL)
-		extra[n++] = via_ca_file(s->via);
 	if (cfg->upstream_ca != NULL)
 		extra[n++] = cfg->upstream_ca;
 	if (n == 0)
 		return 0;
 	if (trust_build(state_dir(s->state), trust_default_roots(), extra, n,
-	    &s->trust, err, sizeof err) == 0)
+	    ours, &s->trust, err, sizeof err) == 0)
 		return 0;
 	if (cfg->fail_closed) {
 		log_error("%s (--fail-closed: not starting COMMAND)", err);
@@ -375,16 +381,47 @@ parse_host_ports(struct session *s, char *err, size_t errlen)
 	return 0;
 }
 
+/* Not isolated after all: the early child goes. */
+static void
+abandon_isolation(struct session *s)
+{
+	child_abandon(&s->early);
+	isolate_close(&s->iso);
+}
+
+/*
+ * --isolate: the child forked at start has made its namespaces, and bound
+ * the proxy's port (and --host-port ports) on its own loopback since
+ * plan_isolation sent them: its listeners go to the proxy.
+ */
+static int
+adopt_listeners(struct session *s)
+{
+	int fds[ISOLATE_MAX_PORTS];
+
+	if (isolate_receive(&s->iso, fds, 1 + s->nfwd) != 0) {
+		log_error("cannot isolate: no listeners from COMMAND's "
+		    "namespace: %s", strerror(errno));
+		return -1;
+	}
+	server_adopt(s->srv, fds[0]);
+	for (size_t i = 0; i < s->nfwd; i++)
+		server_forward(s->srv, fds[1 + i], s->fwd_host[i]);
+	isolate_close(&s->iso);
+	return 0;
+}
+
 /*
  * Decide whether COMMAND gets its own namespace (SPEC: fail open with a
- * warning that names the cause). -1 only for a fail-closed stop.
+ * warning that names the cause). -1 only for a stop.
  */
 static int
 plan_isolation(struct session *s)
 {
 	const struct config	*cfg = s->cfg;
+	uint16_t		 ports[ISOLATE_MAX_PORTS];
 	char			 err[512];
-	int			 probed;
+	int			 ready;
 
 	if (!cfg->isolate) {
 		if (s->nfwd > 0)
@@ -392,9 +429,15 @@ plan_isolation(struct session *s)
 			    "(COMMAND reaches this host's loopback directly)");
 		return 0;
 	}
-	/* The probe ran while the proxy started; reap it whatever comes. */
-	probed = isolate_probe_finish(&s->probe, err, sizeof err);
+	if (s->early.pid > 0)
+		ready = isolate_ready(&s->iso, err, sizeof err);
+	else {
+		snprintf(err, sizeof err, "cannot start a child to make the "
+		    "namespaces: %s", strerror(s->early_errno));
+		ready = -1;
+	}
 	if (s->srv == NULL) {
+		abandon_isolation(s);
 		if (cfg->fail_closed) {
 			log_error("--isolate needs the built-in proxy, which "
 			    "is not running (--fail-closed: not starting "
@@ -414,9 +457,11 @@ plan_isolation(struct session *s)
 			log_error("--host-port %u: that is the proxy's own port "
 			    "inside COMMAND's namespace; choose another",
 			    s->fwd_inside[i]);
+			abandon_isolation(s);
 			return -1;
 		}
-	if (probed != 0) {
+	if (ready != 0) {
+		abandon_isolation(s);
 		if (cfg->fail_closed) {
 			log_error("cannot isolate: %s (--fail-closed: not "
 			    "starting COMMAND)", err);
@@ -430,25 +475,16 @@ plan_isolation(struct session *s)
 			    "as they are");
 		return 0;
 	}
-	s->isolate = true;
-	return 0;
-}
-
-/* The listeners from COMMAND's namespace go to the proxy. */
-static int
-adopt_listeners(struct session *s)
-{
-	int fds[ISOLATE_MAX_PORTS];
-
-	if (isolate_receive(&s->iso, fds, 1 + s->nfwd) != 0) {
-		log_error("cannot isolate: no listeners from COMMAND's "
-		    "namespace: %s", strerror(errno));
+	/* Inside, the proxy keeps its port number on 127.0.0.1; the child
+	 * binds while we go on. */
+	ports[0] = (uint16_t)server_port(s->srv);
+	memcpy(ports + 1, s->fwd_inside, s->nfwd * sizeof ports[0]);
+	if (isolate_send_ports(&s->iso, ports, 1 + s->nfwd) != 0) {
+		log_error("cannot isolate: %s", strerror(errno));
+		abandon_isolation(s);
 		return -1;
 	}
-	server_adopt(s->srv, fds[0]);
-	for (size_t i = 0; i < s->nfwd; i++)
-		server_forward(s->srv, fds[1 + i], s->fwd_host[i]);
-	isolate_close(&s->iso);
+	s->isolate = true;
 	return 0;
 }
 
@@ -465,19 +501,10 @@ static int
 run_child(struct session *s)
 {
 	struct event	*sigchld, *renew = NULL;
-	uint16_t	 ports[ISOLATE_MAX_PORTS];
+	char *const	*env = strlist_array(&s->bouquet.env);
 	int		 r;
 
 	node_notice(s->cfg->command, s->isolate);
-	if (s->isolate) {
-		/* Inside, the proxy keeps its port number on 127.0.0.1. */
-		ports[0] = (uint16_t)server_port(s->srv);
-		memcpy(ports + 1, s->fwd_inside, s->nfwd * sizeof ports[0]);
-		if (isolate_init(&s->iso, ports, 1 + s->nfwd) != 0) {
-			log_error("cannot isolate: %s", strerror(errno));
-			return 125;
-		}
-	}
 	sigchld = evsignal_new(s->base, SIGCHLD, on_sigchld, s);
 	event_add(sigchld, NULL);
 	if (s->via != NULL) {
@@ -486,26 +513,22 @@ run_child(struct session *s)
 		renew = event_new(s->base, -1, EV_PERSIST, on_renew, s->via);
 		event_add(renew, &tv);
 	}
-	if ((r = child_spawn(s->cfg->command, strlist_array(&s->bouquet.env),
-	    s->isolate ? isolate_enter : NULL, &s->iso, &s->child)) != 0) {
-		event_free(sigchld);
-		if (renew != NULL)
-			event_free(renew);
-		isolate_close(&s->iso);
-		return r;
+	if (s->isolate)
+		r = adopt_listeners(s) != 0 ? 125 :
+		    child_release(&s->early, env, &s->child);
+	else
+		r = child_spawn(s->cfg->command, env, &s->child);
+	if (r == 0) {
+		/* A SIGCHLD before the event was armed is caught here. */
+		on_sigchld(-1, 0, s);
+		if (s->child > 0)
+			event_base_dispatch(s->base);
+		r = s->status;
 	}
-	if (s->isolate && adopt_listeners(s) != 0) {
-		kill(s->child, SIGKILL);
-		s->failed = true;
-	}
-	/* A SIGCHLD before the event was armed is caught by this first pass. */
-	on_sigchld(-1, 0, s);
-	if (s->child > 0)
-		event_base_dispatch(s->base);
 	event_free(sigchld);
 	if (renew != NULL)
 		event_free(renew);
-	return s->failed ? 125 : s->status;
+	return r;
 }
 
 int
@@ -518,21 +541,23 @@ session_run(struct config *cfg, const char *self)
 	memset(&s, 0, sizeof s);
 	s.cfg = cfg;
 	s.child = -1;
+	s.early.pid = -1;
 	s.iso.sock[0] = s.iso.sock[1] = -1;
 	event_set_log_callback(on_libevent_log);
 	child_signals_install();
 	child_raise_nofile();
-	s.probe.pid = -1;
 	if ((s.state = state_create()) == NULL) {
 		log_error("cannot create a state directory in %s: %s",
 		    getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp",
 		    strerror(errno));
 		return 125;
 	}
-	/* Whether namespaces can be made is asked now, of a child that
-	 * works on the other CPU while the proxy starts. */
-	if (cfg->isolate)
-		isolate_probe_start(&s.probe);
+	/* COMMAND's child makes its namespaces (on the other CPU) while the
+	 * proxy starts. */
+	if (cfg->isolate && (isolate_init(&s.iso) != 0 ||
+	    child_fork_early(&s.early, cfg->command, isolate_prep,
+	    &s.iso) != 0))
+		s.early_errno = errno;
 	if ((s.base = event_base_new()) == NULL) {
 		log_error("cannot create the event loop");
 		goto out;
@@ -576,8 +601,7 @@ session_run(struct config *cfg, const char *self)
 	}
 	r = run_child(&s);
 out:
-	if (s.probe.pid > 0)	/* stopped before it was needed */
-		(void)isolate_probe_finish(&s.probe, err, sizeof err);
+	abandon_isolation(&s);	/* stopped before COMMAND started */
 	via_free(s.via);
 	control_stop(s.ctl);
 	server_stop(s.srv);

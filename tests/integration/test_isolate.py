@@ -21,6 +21,7 @@ that works went through the proxy.
 import json
 import os
 import signal
+import subprocess
 import time
 import unittest
 
@@ -670,6 +671,68 @@ class NothingLeft(iso.IsolateCase):
         os.kill(p.pid, signal.SIGKILL)
         p.wait(5)
         self.assert_gone(marker, timeout=5)
+
+    # A subreaper runs egress-run and reports its status and the
+    # processes it left: an orphan is reparented to the subreaper.
+    REAPER = (
+        "import ctypes, os, subprocess, sys, time\n"
+        "ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)\n"
+        "p = subprocess.run(sys.argv[1:], stdout=subprocess.PIPE,\n"
+        "                   stderr=subprocess.PIPE, text=True)\n"
+        "orphans, end = [], time.monotonic() + 1\n"
+        "while time.monotonic() < end:\n"
+        "    try:\n"
+        "        pid, _ = os.waitpid(-1, os.WNOHANG)\n"
+        "    except ChildProcessError:\n"
+        "        time.sleep(0.02)\n"
+        "        continue\n"
+        "    if pid:\n"
+        "        orphans.append(pid)\n"
+        "    else:\n"
+        "        time.sleep(0.02)\n"
+        "print(p.returncode, len(orphans))\n"
+        "sys.stdout.write(p.stdout)\n"
+        "sys.stderr.write(p.stderr)\n")
+
+    def test_a_run_stopped_before_command_leaves_no_child(self):
+        # COMMAND's child is forked at start to make its namespaces
+        # while the proxy starts; a run that stops before COMMAND kills
+        # and reaps it.
+        port = h.free_port()
+        ran = self.tmp.join("ran")
+        for args, rc in ((["--print-env"], 0),
+                         (["--listen", "127.0.0.1:%d" % port,
+                           "--host-port", str(port)], 125),
+                         (["--external", "false", "--fail-closed"], 125)):
+            argv = [iso.PY, "-c", self.REAPER, h.egress_bin(), "--isolate"]
+            argv += args + ["--", "touch", ran]
+            env = dict(h.clean_env(), TMPDIR=str(self.state_tmp))
+            p = subprocess.run(argv, env=env, capture_output=True,
+                               text=True, timeout=60)
+            status, orphans = p.stdout.split("\n", 1)[0].split()
+            self.assertEqual((int(status), int(orphans)), (rc, 0),
+                             (args, p.stdout, p.stderr))
+            self.assertFalse(os.path.exists(ran), args)
+            self.assert_no_state_left()
+            if "--print-env" in args:
+                self.assertIn("HTTPS_PROXY='http://127.0.0.1:", p.stdout)
+
+    def test_a_large_environment_reaches_command_intact(self):
+        # An isolated COMMAND's environment crosses a pipe to the child
+        # forked at start: thousands of variables and a 100 KiB value
+        # arrive as they were sent.
+        env = dict(h.clean_env(), TMPDIR=str(self.state_tmp))
+        for i in range(3000):
+            env["EGRESS_TEST_VAR_%d" % i] = "value-%d=%s" % (i, "x" * (i % 50))
+        env["EGRESS_TEST_BIG"] = "".join(chr(0x21 + i % 90)
+                                         for i in range(100 * 1024))
+        r = self.egress(["--isolate", "--fail-closed"],
+                        [iso.PY, "-c", "import json, os; print(json.dumps("
+                         "{k: v for k, v in os.environ.items() "
+                         "if k.startswith('EGRESS_TEST_')}))"], env=env)
+        self.assertEqual(r.rc, 0, r)
+        want = {k: v for k, v in env.items() if k.startswith("EGRESS_TEST_")}
+        self.assertEqual(json.loads(r.stdout), want)
 
     def test_command_keeps_its_own_uid_and_gid(self):
         made = self.tmp.join("made-inside")

@@ -107,7 +107,7 @@ spawn_failures_are_126_and_127(void)
 		int r;
 
 		pid = -1;
-		r = child_spawn(argv, empty_env, NULL, NULL, &pid);
+		r = child_spawn(argv, empty_env, &pid);
 		CHECK(r == cases[i].want, "%s: got %d, want %d",
 		    cases[i].argv0, r, cases[i].want);
 		/* Nothing left behind to reap. */
@@ -124,7 +124,7 @@ spawn_success_gives_a_pid_and_its_status(void)
 	pid_t	 pid = -1;
 	int	 status = 0;
 
-	CHECK(child_spawn(argv, envp, NULL, NULL, &pid) == 0, "spawn failed");
+	CHECK(child_spawn(argv, envp, &pid) == 0, "spawn failed");
 	CHECK(pid > 0, "pid %d", (int)pid);
 	if (pid > 0) {
 		CHECK(waitpid(pid, &status, 0) == pid, "waitpid");
@@ -135,7 +135,7 @@ spawn_success_gives_a_pid_and_its_status(void)
 	{
 		char *argv2[] = { "true", NULL };
 		pid = -1;
-		CHECK(child_spawn(argv2, envp, NULL, NULL, &pid) == 0,
+		CHECK(child_spawn(argv2, envp, &pid) == 0,
 		    "true not found");
 		if (pid > 0) {
 			waitpid(pid, &status, 0);
@@ -162,7 +162,7 @@ spawn_capture(char *const argv[], char *const envp[], int *codep)
 	fflush(stdout);
 	dup2(fd, STDOUT_FILENO);
 	close(fd);
-	*codep = child_spawn(argv, envp, NULL, NULL, &pid);
+	*codep = child_spawn(argv, envp, &pid);
 	dup2(saved, STDOUT_FILENO);
 	close(saved);
 	if (*codep == 0) {
@@ -305,7 +305,7 @@ sigpipe_kills_a_child_that_writes_to_a_closed_pipe(void)
 	saved = dup(STDOUT_FILENO);
 	dup2(p[1], STDOUT_FILENO);
 	close(p[1]);
-	CHECK(child_spawn(yes, envp, NULL, NULL, &pid) == 0, "spawn yes");
+	CHECK(child_spawn(yes, envp, &pid) == 0, "spawn yes");
 	dup2(saved, STDOUT_FILENO);
 	close(saved);
 	close(p[0]);		/* the reader goes away */
