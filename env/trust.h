@@ -25,9 +25,9 @@ const char	*trust_default_roots(void);
  * Write the files into dir: roots (may be NULL: no ordinary roots found)
  * followed by every extra PEM file. Each extra must hold at least one
  * certificate; each is decoded, but for the first nours, which egress-run
- * wrote itself (its CAs: their shape is checked, a decoding costs the
- * start-up a third of a millisecond). Returns 0, or -1 with a one-line
- * cause in err.
+ * wrote itself from certificates it made or decoded (their shape is
+ * checked; a decoding would cost the start-up a third of a millisecond).
+ * Returns 0, or -1 with a one-line cause in err.
  */
 int		 trust_build(const char *dir, const char *roots,
 		    const char *const *extra, size_t nextra, size_t nours,

@@ -112,10 +112,6 @@ child_exit_code(int status)
 /* Why the child did not become COMMAND: which stage, and errno. */
 enum { FAIL_PREP = 1, FAIL_EXEC = 2 };
 
-/* The most environment an early child takes (execve's own bound is
- * smaller). */
-#define CHILD_ENV_MAX	(64u << 20)
-
 /* All of len bytes from fd, or -1. */
 static int
 read_full(int fd, void *buf, size_t len)
@@ -134,7 +130,8 @@ read_full(int fd, void *buf, size_t len)
 
 /*
  * In an early child: the environment, as the parent sends it (its length,
- * then each variable NUL-terminated). NULL when the parent gave up.
+ * then each variable NUL-terminated). NULL with errno: ECANCELED when the
+ * parent gave up.
  */
 static char **
 receive_env(int fd)
@@ -142,10 +139,16 @@ receive_env(int fd)
 	size_t	 len, n = 0;
 	char	*buf, **envp, *p;
 
-	if (read_full(fd, &len, sizeof len) != 0 || len == 0 ||
-	    len > CHILD_ENV_MAX || (buf = malloc(len)) == NULL ||
-	    read_full(fd, buf, len) != 0 || buf[len - 1] != '\0')
+	if (read_full(fd, &len, sizeof len) != 0) {
+		errno = ECANCELED;
 		return NULL;
+	}
+	if ((buf = malloc(len + 1)) == NULL)
+		return NULL;
+	if (read_full(fd, buf, len) != 0 || (len > 0 && buf[len - 1] != '\0')) {
+		errno = ECANCELED;
+		return NULL;
+	}
 	close(fd);
 	for (size_t i = 0; i < len; i++)
 		n += buf[i] == '\0';
@@ -186,9 +189,11 @@ exec_child(char *const argv[], char *const envp[], child_prep_fn *prep,
 		(void)!write(errfd, msg, sizeof msg);
 		_exit(125);
 	}
-	if (gofd != -1 && (late = receive_env(gofd)) == NULL)
+	if (gofd != -1 && (late = receive_env(gofd)) == NULL &&
+	    errno == ECANCELED)
 		_exit(125);	/* given up: egress-run says why */
-	execvpe(argv[0], argv, late != NULL ? late : envp);
+	if (gofd == -1 || late != NULL)
+		execvpe(argv[0], argv, late != NULL ? late : envp);
 	msg[0] = FAIL_EXEC;
 	msg[1] = errno;
 	(void)!write(errfd, msg, sizeof msg);

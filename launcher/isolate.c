@@ -1,7 +1,8 @@
 /*
- * Network isolation with namespaces, no root and no helpers. The child
- * unshares a user and a network namespace, maps its own uid and gid to
- * themselves (the agent is not root in there), brings up lo, binds the
+ * Network isolation with namespaces, no root and no helpers. COMMAND's
+ * child, forked when egress-run starts, unshares a user and a network
+ * namespace, maps its own uid and gid to themselves (the agent is not root
+ * in there) and brings up lo while the proxy starts; then it binds the
  * listeners egress-run will serve, passes them back with SCM_RIGHTS and
  * execs. Its capabilities in the new namespace end at exec (its uid is
  * not 0), so it cannot rebuild a route out.

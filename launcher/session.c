@@ -218,16 +218,13 @@ build_trust(struct session *s)
 	size_t			 n = 0, ours;
 	char			 err[1024];
 
-	/* egress-run's own CAs first: written by us, they need no check. */
-	if (s->srv != NULL && server_ca_file(s->srv) != NULL &&
-	    s->cfg->ca_cert == NULL)
+	/* First the proxy's CA, written from a certificate egress-run made
+	 * or has decoded: it needs no second decoding. */
+	if (s->srv != NULL && server_ca_file(s->srv) != NULL)
 		extra[n++] = server_ca_file(s->srv);
+	ours = n;
 	if (s->via != NULL && via_ca_file(s->via) != NULL)
 		extra[n++] = via_ca_file(s->via);
-	ours = n;
-	if (s->srv != NULL && server_ca_file(s->srv) != NULL &&
-	    s->cfg->ca_cert != NULL)
-		extra[n++] = server_ca_file(s->srv);
 	if (s->ext != NULL && cfg->external_ca != NULL) {
 		wait_for_file(cfg->external_ca, cfg->bind_timeout_ms);
 		extra[n++] = cfg->external_ca;
@@ -462,6 +459,8 @@ plan_isolation(struct session *s)
 		}
 	if (ready != 0) {
 		abandon_isolation(s);
+		if (child_signal_pending())	/* ^C killed the child: stop */
+			return 0;
 		if (cfg->fail_closed) {
 			log_error("cannot isolate: %s (--fail-closed: not "
 			    "starting COMMAND)", err);
