@@ -1,7 +1,8 @@
 /*
  * launcher/child.c: exit-status mapping from real wait statuses, spawning
- * (127 not found, 126 not executable), the child's exact environment, and
- * the signal state COMMAND starts with (nothing ignored, nothing blocked).
+ * (127 not found, 126 not executable), the child's exact environment, the
+ * signal state COMMAND starts with (nothing ignored, nothing blocked), and
+ * early children (prep at once, the environment at release, abandon).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -317,6 +318,146 @@ sigpipe_kills_a_child_that_writes_to_a_closed_pipe(void)
 	}
 }
 
+/* An early child's prep: leave a mark (the file arg). */
+static int
+prep_mark(void *arg)
+{
+	int fd = open(arg, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+
+	if (fd == -1)
+		return errno;
+	close(fd);
+	return 0;
+}
+
+static int
+prep_refuse(void *arg)
+{
+	(void)arg;
+	return EPERM;
+}
+
+/* Fork argv early with prep(arg), then release it with envp, its stdout
+ * to a file: what it printed, and in *codep what release and exit said. */
+static char *
+early_capture(char *const argv[], child_prep_fn *prep, void *arg,
+    char *const envp[], int *codep)
+{
+	static char		 out[262144];
+	struct child_early	 e;
+	char			 path[512];
+	int			 fd, saved, status = 0;
+	pid_t			 pid = -1;
+	FILE			*f;
+	size_t			 n = 0;
+
+	snprintf(path, sizeof path, "%s/early", tmpdir);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	saved = dup(STDOUT_FILENO);
+	fflush(stdout);
+	dup2(fd, STDOUT_FILENO);
+	close(fd);
+	*codep = child_fork_early(&e, argv, prep, arg) == 0 ? 0 : -1;
+	dup2(saved, STDOUT_FILENO);
+	close(saved);
+	if (*codep == 0 && (*codep = child_release(&e, envp, &pid)) == 0) {
+		waitpid(pid, &status, 0);
+		child_reaped();
+		*codep = child_exit_code(status);
+	}
+	out[0] = '\0';
+	if ((f = fopen(path, "r")) != NULL) {
+		n = fread(out, 1, sizeof out - 1, f);
+		fclose(f);
+	}
+	out[n] = '\0';
+	return out;
+}
+
+static void
+early_child_preps_at_once_and_execs_with_envp(void)
+{
+	char			*env[] = { "/usr/bin/env", NULL };
+	char			*none[] = { NULL };
+	char			*big = malloc(100 * 1024 + 8), *three[4];
+	char			 mark[512], want[110 * 1024];
+	struct child_early	 e;
+	const char		*out;
+	pid_t			 pid = -1;
+	int			 code, status = 0;
+
+	/* prep runs as soon as the child is forked, before any release. */
+	snprintf(mark, sizeof mark, "%s/mark", tmpdir);
+	CHECK(child_fork_early(&e, env, prep_mark, mark) == 0, "fork");
+	for (int i = 0; i < 200 && access(mark, F_OK) != 0; i++)
+		usleep(10000);
+	CHECK(access(mark, F_OK) == 0, "prep did not run before release");
+	CHECK(child_release(&e, none, &pid) == 0, "release");
+	if (pid > 0) {
+		waitpid(pid, &status, 0);
+		child_reaped();
+		CHECK(child_exit_code(status) == 0, "env failed: %#x", status);
+	}
+	/* The environment arrives exactly: none at all, or a big one. */
+	out = early_capture(env, NULL, NULL, none, &code);
+	CHECK(code == 0 && out[0] == '\0', "empty env: %d '%.60s'", code,
+	    out);
+	if (big == NULL)
+		return;
+	memcpy(big, "BIG=", 4);
+	for (size_t i = 0; i < 100 * 1024; i++)
+		big[4 + i] = (char)('a' + i % 26);
+	big[4 + 100 * 1024] = '\0';
+	three[0] = "A=1";
+	three[1] = big;
+	three[2] = "C=with spaces=and equals";
+	three[3] = NULL;
+	snprintf(want, sizeof want, "A=1\n%s\nC=with spaces=and equals\n",
+	    big);
+	out = early_capture(env, NULL, NULL, three, &code);
+	CHECK(code == 0 && strcmp(out, want) == 0, "big env: %d, %zu bytes "
+	    "back of %zu", code, strlen(out), strlen(want));
+	free(big);
+}
+
+static void
+early_child_failures_and_abandon(void)
+{
+	char			*env[] = { "/usr/bin/env", NULL };
+	char			*missing[] = { "/nonexistent/command", NULL };
+	char			*path[] = { "PATH=/usr/bin:/bin", NULL };
+	char			*huge = malloc(200 * 1024 + 8), *one[2];
+	struct child_early	 e;
+	int			 code;
+
+	(void)early_capture(env, prep_refuse, NULL, path, &code);
+	CHECK(code == 125, "failed prep: %d", code);
+	(void)early_capture(missing, NULL, NULL, path, &code);
+	CHECK(code == 127, "missing command: %d", code);
+	/* One variable past execve's bound for a string (128 KiB): the
+	 * exec fails and says so, as child_spawn's would. */
+	if (huge != NULL) {
+		memcpy(huge, "HUGE=", 5);
+		memset(huge + 5, 'x', 200 * 1024);
+		huge[5 + 200 * 1024] = '\0';
+		one[0] = huge;
+		one[1] = NULL;
+		(void)early_capture(env, NULL, NULL, one, &code);
+		CHECK(code == 126, "oversized environment: %d", code);
+		free(huge);
+	}
+	/* Abandoned: killed and reaped, nothing left. */
+	CHECK(child_fork_early(&e, env, NULL, NULL) == 0, "fork");
+	{
+		pid_t pid = e.pid;
+
+		child_abandon(&e);
+		CHECK(e.pid == -1, "pid kept");
+		CHECK(kill(pid, 0) == -1 && errno == ESRCH,
+		    "abandoned child %d still there", (int)pid);
+	}
+}
+
 int
 main(void)
 {
@@ -331,6 +472,8 @@ main(void)
 	RUN(child_starts_with_default_signals_and_an_empty_mask);
 	RUN(signals_ignored_at_start_stay_ignored);
 	RUN(sigpipe_kills_a_child_that_writes_to_a_closed_pipe);
+	RUN(early_child_preps_at_once_and_execs_with_envp);
+	RUN(early_child_failures_and_abandon);
 	{
 		char cmd[600];
 		snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
