@@ -217,7 +217,13 @@ fork_child(char *const argv[], char *const envp[], child_prep_fn *prep,
 	for (size_t i = 0; i < sizeof forwarded / sizeof forwarded[0]; i++)
 		sigaddset(&block, forwarded[i]);
 	sigprocmask(SIG_BLOCK, &block, &old);
-	if ((pid = fork()) == -1) {
+	/*
+	 * A child with nothing to prepare only execs: vfork, so that
+	 * egress-run's memory is not set up for copying on write for it
+	 * (0.2-0.4 ms of every start). Until it execs it makes system calls
+	 * only, in exec_child's own frame.
+	 */
+	if ((pid = prep == NULL && gofd == -1 ? vfork() : fork()) == -1) {
 		err = errno;
 		sigprocmask(SIG_SETMASK, &old, NULL);
 		errno = err;
