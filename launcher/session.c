@@ -551,8 +551,7 @@ session_run(struct config *cfg, const char *self)
 		    strerror(errno));
 		return 125;
 	}
-	/* COMMAND's child makes its namespaces (on the other CPU) while the
-	 * proxy starts. */
+	/* COMMAND's child makes its namespaces while the proxy starts. */
 	if (cfg->isolate && (isolate_init(&s.iso) != 0 ||
 	    child_fork_early(&s.early, cfg->command, isolate_prep,
 	    &s.iso) != 0))
