@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -146,16 +147,22 @@ spawn_success_gives_a_pid_and_its_status(void)
 	}
 }
 
-/* Run argv with envp, its stdout to a file; return what it printed. */
+/*
+ * Run argv with envp, its stdout to a file: what it printed, and in *codep
+ * what spawning and the exit said. Spawned with child_spawn, or (early)
+ * forked with child_fork_early running prep(arg), then released.
+ */
 static char *
-spawn_capture(char *const argv[], char *const envp[], int *codep)
+capture(char *const argv[], char *const envp[], bool early,
+    child_prep_fn *prep, void *arg, int *codep)
 {
-	static char	 out[65536];
-	char		 path[512];
-	int		 fd, saved, status = 0;
-	pid_t		 pid = -1;
-	FILE		*f;
-	size_t		 n = 0;
+	static char		 out[262144];
+	struct child_early	 e;
+	char			 path[512];
+	int			 fd, saved, status = 0;
+	pid_t			 pid = -1;
+	FILE			*f;
+	size_t			 n = 0;
 
 	snprintf(path, sizeof path, "%s/capture", tmpdir);
 	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
@@ -163,9 +170,14 @@ spawn_capture(char *const argv[], char *const envp[], int *codep)
 	fflush(stdout);
 	dup2(fd, STDOUT_FILENO);
 	close(fd);
-	*codep = child_spawn(argv, envp, &pid);
+	if (!early)
+		*codep = child_spawn(argv, envp, &pid);
+	else if ((*codep = child_fork_early(&e, argv, prep, arg)) != 0)
+		*codep = -1;
 	dup2(saved, STDOUT_FILENO);
 	close(saved);
+	if (early && *codep == 0)
+		*codep = child_release(&e, envp, &pid);
 	if (*codep == 0) {
 		waitpid(pid, &status, 0);
 		child_reaped();
@@ -178,6 +190,12 @@ spawn_capture(char *const argv[], char *const envp[], int *codep)
 	}
 	out[n] = '\0';
 	return out;
+}
+
+static char *
+spawn_capture(char *const argv[], char *const envp[], int *codep)
+{
+	return capture(argv, envp, false, NULL, NULL, codep);
 }
 
 static void
@@ -337,43 +355,6 @@ prep_refuse(void *arg)
 	return EPERM;
 }
 
-/* Fork argv early with prep(arg), then release it with envp, its stdout
- * to a file: what it printed, and in *codep what release and exit said. */
-static char *
-early_capture(char *const argv[], child_prep_fn *prep, void *arg,
-    char *const envp[], int *codep)
-{
-	static char		 out[262144];
-	struct child_early	 e;
-	char			 path[512];
-	int			 fd, saved, status = 0;
-	pid_t			 pid = -1;
-	FILE			*f;
-	size_t			 n = 0;
-
-	snprintf(path, sizeof path, "%s/early", tmpdir);
-	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	saved = dup(STDOUT_FILENO);
-	fflush(stdout);
-	dup2(fd, STDOUT_FILENO);
-	close(fd);
-	*codep = child_fork_early(&e, argv, prep, arg) == 0 ? 0 : -1;
-	dup2(saved, STDOUT_FILENO);
-	close(saved);
-	if (*codep == 0 && (*codep = child_release(&e, envp, &pid)) == 0) {
-		waitpid(pid, &status, 0);
-		child_reaped();
-		*codep = child_exit_code(status);
-	}
-	out[0] = '\0';
-	if ((f = fopen(path, "r")) != NULL) {
-		n = fread(out, 1, sizeof out - 1, f);
-		fclose(f);
-	}
-	out[n] = '\0';
-	return out;
-}
-
 static void
 early_child_preps_at_once_and_execs_with_envp(void)
 {
@@ -399,7 +380,7 @@ early_child_preps_at_once_and_execs_with_envp(void)
 		CHECK(child_exit_code(status) == 0, "env failed: %#x", status);
 	}
 	/* The environment arrives exactly: none at all, or a big one. */
-	out = early_capture(env, NULL, NULL, none, &code);
+	out = capture(env, none, true, NULL, NULL, &code);
 	CHECK(code == 0 && out[0] == '\0', "empty env: %d '%.60s'", code,
 	    out);
 	if (big == NULL)
@@ -414,7 +395,7 @@ early_child_preps_at_once_and_execs_with_envp(void)
 	three[3] = NULL;
 	snprintf(want, sizeof want, "A=1\n%s\nC=with spaces=and equals\n",
 	    big);
-	out = early_capture(env, NULL, NULL, three, &code);
+	out = capture(env, three, true, NULL, NULL, &code);
 	CHECK(code == 0 && strcmp(out, want) == 0, "big env: %d, %zu bytes "
 	    "back of %zu", code, strlen(out), strlen(want));
 	free(big);
@@ -430,9 +411,9 @@ early_child_failures_and_abandon(void)
 	struct child_early	 e;
 	int			 code;
 
-	(void)early_capture(env, prep_refuse, NULL, path, &code);
+	(void)capture(env, path, true, prep_refuse, NULL, &code);
 	CHECK(code == 125, "failed prep: %d", code);
-	(void)early_capture(missing, NULL, NULL, path, &code);
+	(void)capture(missing, path, true, NULL, NULL, &code);
 	CHECK(code == 127, "missing command: %d", code);
 	/* One variable past execve's bound for a string (128 KiB): the
 	 * exec fails and says so, as child_spawn's would. */
@@ -442,7 +423,7 @@ early_child_failures_and_abandon(void)
 		huge[5 + 200 * 1024] = '\0';
 		one[0] = huge;
 		one[1] = NULL;
-		(void)early_capture(env, NULL, NULL, one, &code);
+		(void)capture(env, one, true, NULL, NULL, &code);
 		CHECK(code == 126, "oversized environment: %d", code);
 		free(huge);
 	}
