@@ -622,40 +622,11 @@ class GitGuardE2E(h.EgressTestCase):
         _m, reply, _rest = cf.split_socks5_answer(raw)
         return reply[1]
 
-    def test_ssh_and_other_ports_of_the_host_refused(self):
-        s = bf.session(self, env=self.genv, args=self.args())
-        for port in (22, 9418):
-            with self.subTest(port=port):
-                r = s.request(b"CONNECT %s:%d HTTP/1.1\r\nHost: %s:%d\r\n\r\n"
-                              % (HOST.encode(), port, HOST.encode(), port),
-                              until=bf.head_complete)
-                self.assertEqual(r.status, 403, r)
-                self.assertEqual(self.socks(s.port, HOST, port), 2)
-        # egress-run connect (ssh's ProxyCommand) inside COMMAND, too
-        r = self.erun("%s connect %s 22 </dev/null; echo rc=$?"
-                     % (shlex.quote(h.egress_bin()), HOST))
-        self.assertNotIn("rc=0", r.stdout, r)
-        d = self.denies(5)
-        self.assertEqual(sorted((x["door"], x["port"], x["rule"])
-                                for x in d),
-                         [("connect", 22, "git-ssh")] * 2 +
-                         [("connect", 9418, "git-ssh"),
-                          ("socks5", 22, "git-ssh"),
-                          ("socks5", 9418, "git-ssh")])
-        # the intercepted port still works
-        r = s.curl("--cacert", s.env["SSL_CERT_FILE"], "-o", "/dev/null",
-                   "-w", "%{http_code}",
-                   self.url + "/info/refs?service=git-upload-pack")
-        self.assertEqual(r[1], "200", r)
-
-    def test_ssh_refused_when_the_repo_names_no_port(self):
-        # --git-repo HOST/OWNER/REPO without a port (the usual
-        # github.com/acme/widget) guards the HTTP(S) ports, not ssh's or
-        # git://'s: CONNECT and SOCKS5 there are refused with "git-ssh",
-        # not intercepted (ssh would only fail on the TLS); so is
-        # `egress-run connect` inside COMMAND.
-        repo = "%s/%s/project" % (HOST, self.owner)
-        s = bf.session(self, env=self.genv, args=self.args(repo=repo))
+    def assert_ssh_refused(self, s, repo=None):
+        """CONNECT and SOCKS5 to the host's ssh and git:// ports are
+        refused by session s with rule "git-ssh", and so is `egress-run
+        connect` (ssh's ProxyCommand) inside COMMAND (with --git-repo
+        repo when given): five deny events."""
         for port in (22, 9418):
             with self.subTest(port=port):
                 r = s.request(b"CONNECT %s:%d HTTP/1.1\r\nHost: %s:%d\r\n"
@@ -675,6 +646,25 @@ class GitGuardE2E(h.EgressTestCase):
                          [("connect", 9418, "git-ssh"),
                           ("socks5", 22, "git-ssh"),
                           ("socks5", 9418, "git-ssh")])
+
+    def test_ssh_and_other_ports_of_the_host_refused(self):
+        s = bf.session(self, env=self.genv, args=self.args())
+        self.assert_ssh_refused(s)
+        # the intercepted port still works
+        r = s.curl("--cacert", s.env["SSL_CERT_FILE"], "-o", "/dev/null",
+                   "-w", "%{http_code}",
+                   self.url + "/info/refs?service=git-upload-pack")
+        self.assertEqual(r[1], "200", r)
+
+    def test_ssh_refused_when_the_repo_names_no_port(self):
+        # --git-repo HOST/OWNER/REPO without a port (the usual
+        # github.com/acme/widget) guards the HTTP(S) ports, not ssh's or
+        # git://'s: CONNECT and SOCKS5 there are refused with "git-ssh",
+        # not intercepted (ssh would only fail on the TLS); so is
+        # `egress-run connect` inside COMMAND.
+        repo = "%s/%s/project" % (HOST, self.owner)
+        s = bf.session(self, env=self.genv, args=self.args(repo=repo))
+        self.assert_ssh_refused(s, repo=repo)
         # ...while the HTTPS port, unnamed, is intercepted and guarded
         r = self.erun("git ls-remote %s refs/heads/main; git ls-remote %s"
                       % (self.url, self.other_url), repo=repo)
